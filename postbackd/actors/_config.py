@@ -1,0 +1,65 @@
+"""Configuration state rebuilt from the configuration records of the log."""
+
+from __future__ import annotations
+
+from postbackd.eventlog import (
+    AppConfig,
+    AppConfigured,
+    PartnerConfig,
+    PartnerConfigured,
+    PartnerRemoved,
+    PostbackConfig,
+    PostbackConfigured,
+    PostbackRemoved,
+    Record,
+)
+
+
+class ConfigState:
+    """Apps, partners and postbacks as of some position in the log.
+
+    Partners are keyed by ``(app_id, network)`` and postbacks by
+    ``(app_id, network, event)``.
+    """
+
+    def __init__(self) -> None:
+        self.apps: dict[str, AppConfig] = {}
+        self.partners: dict[tuple[str, str], PartnerConfig] = {}
+        self.postbacks: dict[tuple[str, str, str], PostbackConfig] = {}
+        # Last log position that changed the configuration, 0 for none.
+        self.seq = 0
+
+    def apply(self, seq: int, record: Record) -> bool:
+        """Apply ``record`` if it is a configuration record; return whether it was one."""
+        match record:
+            case AppConfigured(app=app):
+                self.apps[app.app_id] = app
+            case PartnerConfigured(partner=partner):
+                self.partners[(partner.app_id, partner.network)] = partner
+            case PartnerRemoved(app_id=app_id, network=network):
+                self.partners.pop((app_id, network), None)
+                for key in [k for k in self.postbacks if k[0] == app_id and k[1] == network]:
+                    del self.postbacks[key]
+            case PostbackConfigured(postback=postback):
+                self.postbacks[(postback.app_id, postback.network, postback.event)] = postback
+            case PostbackRemoved(app_id=app_id, network=network, event=event):
+                self.postbacks.pop((app_id, network, event), None)
+            case _:
+                return False
+        self.seq = seq
+        return True
+
+    def partners_of(self, app_id: str) -> list[PartnerConfig]:
+        """Partners of an app, sorted by network."""
+        return sorted(
+            (p for (a, _), p in self.partners.items() if a == app_id),
+            key=lambda p: p.network,
+        )
+
+    def postback_for(self, app_id: str, network: str, event: str) -> PostbackConfig | None:
+        return self.postbacks.get((app_id, network, event))
+
+    def postbacks_of(self, app_id: str, network: str) -> list[PostbackConfig]:
+        """Postbacks of one partner, the install postback first."""
+        found = [p for (a, n, _), p in self.postbacks.items() if a == app_id and n == network]
+        return sorted(found, key=lambda p: (p.event != "install", p.event))

@@ -1,0 +1,36 @@
+"""The append-only event log: record types, the writer and readers."""
+
+from postbackd.eventlog._records import (
+    AnyRecord,
+    AppConfig,
+    AppConfigured,
+    Attempted,
+    Attribution,
+    CONFIG_RECORDS,
+    CountryFilter,
+    Decided,
+    Decision,
+    Event,
+    Origin,
+    PartnerConfig,
+    PartnerConfigured,
+    PartnerRemoved,
+    PostbackConfig,
+    PostbackConfigured,
+    PostbackRemoved,
+    Record,
+    ResendRequested,
+    decode_record,
+    encode_record,
+)
+from postbackd.eventlog._store import (
+    SCHEMA_VERSION,
+    Append,
+    EventLog,
+    LogError,
+    connect,
+    last_seq,
+    log_path,
+    log_size,
+    read_from,
+)

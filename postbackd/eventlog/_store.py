@@ -1,0 +1,269 @@
+"""The append-only SQLite event log.
+
+One dedicated thread owns the writing connection. Appends from trio go into a
+queue; the thread takes everything queued, writes it in one transaction (group
+commit) and reports each batch's sequence numbers back to trio through the
+trio token. Because only that thread inserts, sequence numbers follow commit
+order, and a reader that has seen sequence number N has seen everything below.
+
+Readers open their own connections (WAL mode lets them read while the writer
+writes), so ``read_from`` works in any process, the daemon's or an auditor's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import trio
+
+from postbackd.eventlog._records import Record, decode_record, encode_record
+
+logger = logging.getLogger("postbackd.eventlog")
+
+SCHEMA_VERSION = 1
+
+# Maximum records written in one transaction; bounds commit latency under load.
+MAX_BATCH_RECORDS = 20_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS log (
+    seq INTEGER PRIMARY KEY,
+    received REAL NOT NULL,
+    kind TEXT NOT NULL,
+    dedup_key TEXT UNIQUE,
+    body BLOB NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS log_no_update BEFORE UPDATE ON log
+BEGIN SELECT RAISE(ABORT, 'the event log is append-only: UPDATE is not allowed'); END;
+CREATE TRIGGER IF NOT EXISTS log_no_delete BEFORE DELETE ON log
+BEGIN SELECT RAISE(ABORT, 'the event log is append-only: DELETE is not allowed'); END;
+CREATE TABLE IF NOT EXISTS snapshots (
+    id INTEGER PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    created REAL NOT NULL,
+    version INTEGER NOT NULL,
+    checksum TEXT NOT NULL,
+    body BLOB NOT NULL
+);
+"""
+
+
+class LogError(Exception):
+    """The event log cannot be opened or written."""
+
+
+class Append:
+    """One record to append.
+
+    ``dedup_key``, when given, is unique across the log: a second append with
+    the same key is not written, and its sequence number comes back as None.
+    """
+
+    __slots__ = ("record", "received", "dedup_key", "body")
+
+    def __init__(self, record: Record, received: float | None = None, dedup_key: str | None = None) -> None:
+        self.record = record
+        self.received = time.time() if received is None else received
+        self.dedup_key = dedup_key
+        self.body = encode_record(record)
+
+
+BatchCallback = Callable[[list[int | None]], None]
+
+
+def log_path(data_dir: Path) -> Path:
+    return data_dir / "events.sqlite3"
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open a connection to the log at ``path`` and check its schema version.
+
+    A read-only connection never creates the file and never writes.
+    """
+    if readonly:
+        if not path.exists():
+            raise LogError(f"No event log at {path}. Check --data-dir, or start `postbackd run` once to create it.")
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        conn.close()
+        raise LogError(
+            f"The event log {path} has schema version {version}, but this postbackd reads "
+            f"versions up to {SCHEMA_VERSION}. Upgrade postbackd to open it."
+        )
+    if not readonly:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        if version < SCHEMA_VERSION:
+            conn.executescript(_SCHEMA)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    return conn
+
+
+def read_from(conn: sqlite3.Connection, after: int = 0, batch: int = 10_000) -> Iterator[tuple[int, float, Record]]:
+    """Yield ``(seq, received, record)`` for every record with seq > ``after``, in order."""
+    last = after
+    while True:
+        rows = conn.execute(
+            "SELECT seq, received, body FROM log WHERE seq > ? ORDER BY seq LIMIT ?", (last, batch)
+        ).fetchall()
+        if not rows:
+            return
+        for seq, received, body in rows:
+            yield seq, received, decode_record(body)
+        last = rows[-1][0]
+
+
+def last_seq(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT COALESCE(MAX(seq), 0) FROM log").fetchone()[0]
+
+
+class EventLog:
+    """The daemon's writer for the log at ``path``.
+
+    Use ``async with EventLog(path) as log`` inside trio: it starts the writer
+    thread, and on exit commits everything already queued before closing.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._queue: queue.SimpleQueue[tuple[list[Append], BatchCallback] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._failure: BaseException | None = None
+        self._closed = trio.Event()
+        self.conn = connect(path)
+        self.last_seq = last_seq(self.conn)
+        # Appended records whose commit has been reported; for status output.
+        self.committed_records = 0
+        self.committed_batches = 0
+
+    async def __aenter__(self) -> EventLog:
+        self._token = trio.lowlevel.current_trio_token()
+        self._thread = threading.Thread(target=self._run, name="postbackd-eventlog", daemon=True)
+        self._thread.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._queue.put(None)
+        with trio.CancelScope(shield=True):
+            await self._closed.wait()
+
+    def submit(self, appends: list[Append], callback: BatchCallback) -> None:
+        """Queue ``appends`` for one transaction; ``callback`` runs in trio after the commit.
+
+        The records of one call are committed together or not at all. The
+        callback gets one sequence number per append, or None for a duplicate
+        ``dedup_key``.
+        """
+        if self._failure is not None:
+            raise LogError(f"The event log {self.path} failed earlier: {self._failure}") from self._failure
+        self._queue.put((appends, callback))
+
+    async def append(self, appends: list[Append]) -> list[int | None]:
+        """Append records in one transaction and wait for the commit."""
+        done = trio.Event()
+        result: list[int | None] = []
+
+        def finished(seqs: list[int | None]) -> None:
+            result.extend(seqs)
+            done.set()
+
+        self.submit(appends, finished)
+        await done.wait()
+        if self._failure is not None and not result:
+            raise LogError(f"Appending to the event log {self.path} failed: {self._failure}") from self._failure
+        return result
+
+    def _run(self) -> None:
+        conn = self.conn
+        stop = False
+        while not stop:
+            item = self._queue.get()
+            batch: list[tuple[list[Append], BatchCallback]] = []
+            if item is None:
+                stop = True
+            else:
+                batch.append(item)
+            count = sum(len(a) for a, _ in batch)
+            while count < MAX_BATCH_RECORDS:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    continue
+                batch.append(item)
+                count += len(item[0])
+            if batch:
+                self._commit(conn, batch)
+        conn.close()
+        assert self._token is not None
+        try:
+            self._token.run_sync_soon(self._closed.set)
+        except trio.RunFinishedError:
+            pass
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[tuple[list[Append], BatchCallback]]) -> None:
+        results: list[list[int | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for appends, _ in batch:
+                seqs: list[int | None] = []
+                for a in appends:
+                    cursor = conn.execute(
+                        "INSERT OR IGNORE INTO log (received, kind, dedup_key, body) VALUES (?, ?, ?, ?)",
+                        (a.received, a.record.__struct_config__.tag, a.dedup_key, a.body),
+                    )
+                    seqs.append(cursor.lastrowid if cursor.rowcount == 1 else None)
+                results.append(seqs)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            # NOTE: a failed commit stops the daemon: the callers get empty
+            # results and the next submit raises LogError.
+            logger.error("commit to %s failed: %s", self.path, exc)
+            self._failure = exc
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            results = [[] for _ in batch]
+        last = max((s for seqs in results for s in seqs if s is not None), default=None)
+        if last is not None:
+            self.last_seq = last
+        self.committed_records += sum(len(s) for s in results)
+        self.committed_batches += 1
+        callbacks = [(cb, seqs) for (_, cb), seqs in zip(batch, results)]
+        assert self._token is not None
+
+        def report() -> None:
+            for cb, seqs in callbacks:
+                cb(seqs)
+
+        try:
+            self._token.run_sync_soon(report)
+        except trio.RunFinishedError:
+            pass
+
+
+def log_size(path: Path) -> int:
+    """Size in bytes of the log file and its WAL."""
+    total = 0
+    for suffix in ("", "-wal"):
+        try:
+            total += os.path.getsize(str(path) + suffix)
+        except OSError:
+            pass
+    return total
