@@ -29,6 +29,15 @@ class ConfigState:
         # Last log position that changed the configuration, 0 for none.
         self.seq = 0
 
+    def copy(self) -> ConfigState:
+        """Return an independent copy; the config structs themselves are immutable."""
+        other = ConfigState()
+        other.apps = dict(self.apps)
+        other.partners = dict(self.partners)
+        other.postbacks = dict(self.postbacks)
+        other.seq = self.seq
+        return other
+
     def apply(self, seq: int, record: Record) -> bool:
         """Apply ``record`` if it is a configuration record; return whether it was one."""
         match record:

@@ -195,6 +195,7 @@ class Attempted(Record, tag="attempt", frozen=True):
     """
 
     postback_id: str
+    app: str
     event_seq: int
     network: str
     attempt: int
@@ -212,9 +213,18 @@ class Attempted(Record, tag="attempt", frozen=True):
 
 
 class ResendRequested(Record, tag="resend", frozen=True):
-    """An operator asked for a new, manual attempt of a postback."""
+    """An operator asked for a new, manual round of attempts of a postback.
+
+    ``decision`` and ``event_seq`` repeat what the postback's ``Decided``
+    record holds, and ``after_attempt`` is the number of its last attempt, so
+    a rebuild can restore the postback even when it had already finished.
+    """
 
     postback_id: str
+    app: str
+    event_seq: int
+    decision: Decision
+    after_attempt: int
     origin: Origin = Origin()
 
 

@@ -1,0 +1,3 @@
+from postbackd.cli import main
+
+main()

@@ -1,0 +1,27 @@
+"""The ``postbackd`` command group."""
+
+from __future__ import annotations
+
+import click
+
+from postbackd import __version__
+from postbackd.cli._config import app, partner, postback
+from postbackd.cli._receiver import receiver
+from postbackd.cli._run import run
+from postbackd.cli._send import send
+from postbackd.cli._status import status
+
+
+@click.group()
+@click.version_option(__version__, prog_name="postbackd")
+def main() -> None:
+    """postbackd: deliver app installs and events to ad-network partners as postbacks."""
+
+
+main.add_command(run)
+main.add_command(send)
+main.add_command(app)
+main.add_command(partner)
+main.add_command(postback)
+main.add_command(status)
+main.add_command(receiver)

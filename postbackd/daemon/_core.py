@@ -1,0 +1,375 @@
+"""The daemon's core: the decision loop and the delivery actors around the log.
+
+Every committed record reaches the decision loop in sequence order, including
+configuration records. So the configuration an event is decided under is
+exactly the configuration before its position in the log, live and in
+replay alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import trio
+
+from postbackd.actors import ConfigState, DecisionEngine
+from postbackd.actors._delivery import DeliveryActor, PermanentError, PreparedRequest
+from postbackd.actors._replay import PendingPostback, Replayer
+from postbackd.eventlog import (
+    Append,
+    Attempted,
+    Decided,
+    Event,
+    EventLog,
+    PartnerConfigured,
+    PartnerRemoved,
+    Record,
+    ResendRequested,
+    connect,
+    decode_record,
+    log_path,
+    log_size,
+    read_from,
+)
+from postbackd.integrations import Catalog, IntegrationError, RenderError, build_macros, mask_secrets
+
+logger = logging.getLogger("postbackd.core")
+
+
+class CoreSettings:
+    __slots__ = ("retry_delays", "attempt_timeout", "concurrency", "allow_private_endpoints")
+
+    def __init__(
+        self,
+        retry_delays: tuple[float, ...],
+        attempt_timeout: float = 10.0,
+        concurrency: int = 8,
+        allow_private_endpoints: bool = False,
+    ) -> None:
+        self.retry_delays = retry_delays
+        self.attempt_timeout = attempt_timeout
+        self.concurrency = concurrency
+        self.allow_private_endpoints = allow_private_endpoints
+
+
+def event_dedup_key(app: str, event_id: str) -> str:
+    return f"event:{app}:{event_id}"
+
+
+def decided_dedup_key(event_seq: int) -> str:
+    return f"decided:{event_seq}"
+
+
+def attempt_dedup_key(postback_id: str, attempt: int) -> str:
+    return f"attempt:{postback_id}:{attempt}"
+
+
+class PartnerStats:
+    """Counters of one partner since the log began."""
+
+    __slots__ = ("scheduled", "suppressed", "delivered", "failed", "retried")
+
+    def __init__(self) -> None:
+        self.scheduled = 0
+        self.suppressed = 0
+        self.delivered = 0
+        self.failed = 0
+        self.retried = 0
+
+    def count_decision(self, outcome: str) -> None:
+        if outcome == "scheduled":
+            self.scheduled += 1
+        else:
+            self.suppressed += 1
+
+    def count_attempt(self, outcome: str) -> None:
+        if outcome == "delivered":
+            self.delivered += 1
+        elif outcome == "failed":
+            self.failed += 1
+        else:
+            self.retried += 1
+
+
+class Core:
+    """Owns the configuration, the device states and the delivery actors."""
+
+    def __init__(self, log: EventLog, catalog: Catalog, settings: CoreSettings, now: Callable[[], float] = time.time):
+        self.log = log
+        self.catalog = catalog
+        self.settings = settings
+        self.now = now
+        self.config = ConfigState()
+        self.engine = DecisionEngine()
+        self.actors: dict[tuple[str, str], DeliveryActor] = {}
+        self._nursery: trio.Nursery | None = None
+        self._send, self._receive = trio.open_memory_channel[tuple[int, float, Record]](math.inf)
+        # Highest sequence number the decision loop has processed.
+        self.processed_seq = 0
+        self._processed_changed = trio.Event()
+        self.reader = connect(log.path, readonly=True)
+        self.started = time.time()
+        self.events_received: dict[str, int] = {}
+        self.stats: dict[tuple[str, str], PartnerStats] = {}
+
+    # ------------------------------------------------------------ start-up
+
+    def rebuild(self) -> list:
+        """Rebuild state from the whole log; return the events that still need decisions."""
+        replayer = Replayer(fetch_event=self.fetch_event)
+        count = 0
+        for seq, received, record in read_from(self.reader):
+            replayer.feed(seq, received, record)
+            self._count(record)
+            count += 1
+        self.config = replayer.config
+        self.engine = replayer.engine
+        self.processed_seq = replayer.last_seq
+        self._rebuilt_pending = list(replayer.pending.values())
+        undecided = replayer.take_undecided()
+        logger.info(
+            "rebuilt state from %d records: %d apps, %d partners, %d devices, %d pending postbacks, %d undecided events",
+            count, len(self.config.apps), len(self.config.partners), len(self.engine.devices),
+            len(self._rebuilt_pending), len(undecided),
+        )
+        return undecided
+
+    def fetch_event(self, seq: int) -> Event:
+        row = self.reader.execute("SELECT body FROM log WHERE seq = ?", (seq,)).fetchone()
+        if row is None:
+            raise LookupError(f"no record at log position {seq}")
+        record = decode_record(row[0])
+        if not isinstance(record, Event):
+            raise LookupError(f"the record at log position {seq} is not an event")
+        return record
+
+    async def run(self, undecided: list, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the decision loop and the delivery actors until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            for partner in self.config.partners.values():
+                self._ensure_actor(partner.app_id, partner.network)
+            for pending in self._rebuilt_pending:
+                self._hand_over(pending)
+            self._rebuilt_pending = []
+            for waiting in undecided:
+                self._decide(waiting.seq, waiting.received, waiting.event, waiting.config)
+            nursery.start_soon(self._decision_loop)
+            task_status.started()
+
+    # ------------------------------------------------------------ the decision loop
+
+    def committed(self, seqs: list[int | None], appends: list[Append]) -> None:
+        """Pass freshly committed records to the decision loop, in sequence order."""
+        for seq, append in zip(seqs, appends):
+            if seq is not None:
+                self._send.send_nowait((seq, append.received, append.record))
+
+    async def append(self, appends: list[Append]) -> list[int | None]:
+        """Append records, wait for the commit and hand them to the decision loop."""
+        seqs = await self.log.append(appends)
+        self.committed(seqs, appends)
+        return seqs
+
+    def submit(self, appends: list[Append], callback: Callable[[list[int | None]], None]) -> None:
+        """Queue records for the next group commit without waiting."""
+
+        def done(seqs: list[int | None]) -> None:
+            self.committed(seqs, appends)
+            callback(seqs)
+
+        self.log.submit(appends, done)
+
+    def decision_backlog(self) -> int:
+        """Committed records that wait for the decision loop."""
+        return self._send.statistics().current_buffer_used
+
+    async def wait_processed(self, seq: int) -> None:
+        """Wait until the decision loop has processed the record at ``seq``."""
+        while self.processed_seq < seq:
+            await self._processed_changed.wait()
+
+    async def _decision_loop(self) -> None:
+        async for seq, received, record in self._receive:
+            self._handle(seq, received, record)
+            self.processed_seq = seq
+            self._processed_changed.set()
+            self._processed_changed = trio.Event()
+
+    def _handle(self, seq: int, received: float, record: Record) -> None:
+        match record:
+            case Event():
+                self._count(record)
+                self._decide(seq, received, record, self.config)
+            case Decided() | Attempted():
+                pass
+            case ResendRequested():
+                self._resend(record, received)
+            case _:
+                self.config.apply(seq, record)
+                if isinstance(record, PartnerConfigured):
+                    self._ensure_actor(record.partner.app_id, record.partner.network)
+                elif isinstance(record, PartnerRemoved):
+                    actor = self.actors.get((record.app_id, record.network))
+                    if actor is not None:
+                        logger.info("partner %s/%s removed; its pending postbacks stay queued but fail to render",
+                                    record.app_id, record.network)
+
+    def _decide(self, seq: int, received: float, event: Event, config: ConfigState) -> None:
+        decisions = self.engine.decide(config, event, received)
+        self.engine.apply(event, decisions)
+        record = Decided(event_seq=seq, app=event.app, event_id=event.id, decisions=decisions)
+        self._count(record)
+        scheduled = [
+            PendingPostback(seq, event, d, d.due) for d in decisions if d.outcome == "scheduled" and d.due is not None
+        ]
+
+        def done(seqs: list[int | None]) -> None:
+            # A postback goes out only after its decision is durable.
+            for pending in scheduled:
+                self._hand_over(pending)
+
+        self.log.submit([Append(record, dedup_key=decided_dedup_key(seq))], done)
+
+    def _resend(self, record: ResendRequested, received: float) -> None:
+        actor = self.actors.get((record.app, record.decision.network))
+        existing = actor.pending.get(record.postback_id) if actor else None
+        if existing is not None:
+            existing.round_start = existing.attempt
+            existing.manual = True
+            existing.due = received
+            actor.schedule(existing)
+            return
+        pending = PendingPostback(record.event_seq, self.fetch_event(record.event_seq), record.decision, received)
+        pending.attempt = record.after_attempt
+        pending.round_start = record.after_attempt
+        pending.manual = True
+        self._hand_over(pending)
+
+    # ------------------------------------------------------------ delivery
+
+    def _ensure_actor(self, app: str, network: str) -> DeliveryActor:
+        key = (app, network)
+        actor = self.actors.get(key)
+        if actor is None:
+            concurrency = self.settings.concurrency
+            partner = self.config.partners.get(key)
+            if partner is not None:
+                try:
+                    concurrency = self.catalog.get(partner.integration).concurrency
+                except IntegrationError:
+                    pass
+            actor = DeliveryActor(
+                app,
+                network,
+                prepare=self._prepare,
+                record_attempt=self._record_attempt,
+                concurrency=concurrency,
+                attempt_timeout=self.settings.attempt_timeout,
+                retry_delays=self.settings.retry_delays,
+                now=self.now,
+            )
+            self.actors[key] = actor
+            assert self._nursery is not None
+            self._nursery.start_soon(actor.run)
+        return actor
+
+    def _hand_over(self, pending: PendingPostback) -> None:
+        self._ensure_actor(pending.event.app, pending.network).schedule(pending)
+
+    def _prepare(self, pending: PendingPostback) -> PreparedRequest:
+        event = pending.event
+        partner = self.config.partners.get((event.app, pending.network))
+        app = self.config.apps.get(event.app)
+        postback = self.config.postback_for(event.app, pending.network, pending.decision.postback)
+        if partner is None or app is None:
+            raise PermanentError("render_error", f"partner {event.app}/{pending.network} no longer exists")
+        try:
+            integration = self.catalog.get(partner.integration)
+            macros = build_macros(app, event, pending.decision, postback.partner_event_name if postback else None)
+            kind = "install" if event.type == "install" else "event"
+            rendered = integration.render(kind, macros, partner.fields, event.data)
+        except (IntegrationError, RenderError) as exc:
+            secrets = [partner.fields.get(name, "") for name in self._secret_names(partner.integration)]
+            raise PermanentError("render_error", mask_secrets(str(exc), secrets)) from None
+        secrets = [partner.fields.get(name, "") for name in integration.secret_fields()]
+        retries = postback.retries if postback is not None else 0
+        return PreparedRequest(
+            rendered.method, rendered.url, rendered.headers, rendered.body, mask_secrets(rendered.url, secrets), retries
+        )
+
+    def _secret_names(self, integration_id: str) -> frozenset[str]:
+        try:
+            return self.catalog.get(integration_id).secret_fields()
+        except IntegrationError:
+            return frozenset()
+
+    async def _record_attempt(self, record: Attempted) -> None:
+        await self.append([Append(record, dedup_key=attempt_dedup_key(record.postback_id, record.attempt))])
+        self._count(record)
+
+    def _count(self, record: Record) -> None:
+        match record:
+            case Event(app=app):
+                self.events_received[app] = self.events_received.get(app, 0) + 1
+            case Decided(app=app, decisions=decisions):
+                for decision in decisions:
+                    self._stats(app, decision.network).count_decision(decision.outcome)
+            case Attempted(app=app, network=network, outcome=outcome):
+                self._stats(app, network).count_attempt(outcome)
+
+    def _stats(self, app: str, network: str) -> PartnerStats:
+        stats = self.stats.get((app, network))
+        if stats is None:
+            stats = self.stats[(app, network)] = PartnerStats()
+        return stats
+
+    def status(self) -> dict:
+        """Counters for `postbackd status`."""
+        partners = []
+        for (app, network), partner in sorted(self.config.partners.items()):
+            stats = self._stats(app, network)
+            actor = self.actors.get((app, network))
+            partners.append({
+                "app": app,
+                "network": network,
+                "active": partner.active,
+                "scheduled": stats.scheduled,
+                "suppressed": stats.suppressed,
+                "delivered": stats.delivered,
+                "failed": stats.failed,
+                "retried": stats.retried,
+                "pending": len(actor.pending) if actor else 0,
+                "in_flight": actor.in_flight if actor else 0,
+            })
+        return {
+            "uptime": time.time() - self.started,
+            "last_seq": self.log.last_seq,
+            "log_bytes": log_size(self.log.path),
+            "pending": self.pending_count(),
+            "in_flight": self.in_flight_count(),
+            "partners": partners,
+            "apps": [{"app": app, "events": self.events_received.get(app, 0)} for app in sorted(self.config.apps)],
+        }
+
+    async def wait_idle(self) -> None:
+        """Wait until no delivery actor has a request in flight."""
+        for actor in list(self.actors.values()):
+            await actor.idle.wait()
+
+    # ------------------------------------------------------------ status
+
+    def pending_count(self) -> int:
+        return sum(len(actor.pending) for actor in self.actors.values())
+
+    def in_flight_count(self) -> int:
+        return sum(actor.in_flight for actor in self.actors.values())
+
+
+def open_reader(data_dir: Path) -> sqlite3.Connection:
+    return connect(log_path(data_dir), readonly=True)

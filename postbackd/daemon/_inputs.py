@@ -1,0 +1,237 @@
+"""Decoding of producer input lines into ``Event`` records.
+
+Two formats are accepted: the native one (one JSON object per line, described
+in docs/protocol.md) and the reference platform's server-to-server objects
+(``--format kochava``), which carry no id, attribution or country.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import urllib.parse
+from datetime import datetime
+from typing import Any, Literal
+
+import iso3166
+import msgspec
+
+from postbackd.eventlog import Attribution, Event
+
+InputFormat = Literal["native", "kochava"]
+
+# Event times further ahead of the received time than this are replaced by the
+# received time: device clocks run ahead, and a future time would open
+# SessionBegin windows early.
+MAX_FUTURE_SKEW = 300.0
+
+# Maximum length of string fields such as ids and names, in characters.
+MAX_ID_LENGTH = 512
+
+
+class InputError(ValueError):
+    """An input line is invalid; the message names the field and the fix."""
+
+
+class _NativeAttribution(msgspec.Struct, forbid_unknown_fields=True):
+    network: str | None = None
+    agency: str | None = None
+    campaign_id: str | None = None
+    tracker_id: str | None = None
+    click_id: str | None = None
+    site_id: str | None = None
+    creative_id: str | None = None
+
+
+class _NativeInput(msgspec.Struct, forbid_unknown_fields=True):
+    type: Literal["install", "reengagement", "event"]
+    id: str
+    app: str
+    device: str
+    time: str | int | float
+    name: str | None = None
+    country: str | None = None
+    data_controlled: bool = False
+    device_ids: dict[str, str] = {}
+    ip: str | None = None
+    user_agent: str | None = None
+    attribution: _NativeAttribution | None = None
+    data: dict[str, Any] = {}
+
+
+class _KochavaData(msgspec.Struct):
+    event_name: str | None = None
+    event_data: dict[str, Any] | None = None
+    device_ids: dict[str, str] | None = None
+    origination_ip: str | None = None
+    device_ua: str | None = None
+    usertime: int | float | str | None = None
+
+
+class _KochavaInput(msgspec.Struct):
+    action: Literal["install", "event"]
+    kochava_app_id: str
+    kochava_device_id: str
+    device_ids: dict[str, str] | None = None
+    origination_ip: str | None = None
+    device_ua: str | None = None
+    usertime: int | float | str | None = None
+    data: _KochavaData | None = None
+
+
+_native_decoder = msgspec.json.Decoder(_NativeInput)
+_kochava_decoder = msgspec.json.Decoder(_KochavaInput)
+
+
+def parse_time(value: str | int | float, field: str = "time") -> float:
+    """Parse an RFC 3339 string or epoch seconds into epoch seconds."""
+    if isinstance(value, bool):
+        raise InputError(f"Invalid `{field}` {value!r}: expected an RFC 3339 string or epoch seconds.")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        text = value.strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(text)
+            except ValueError:
+                raise InputError(
+                    f"Invalid `{field}` {value!r}: expected RFC 3339 such as "
+                    f"'2026-12-04T19:52:19Z', or epoch seconds."
+                ) from None
+            if parsed.tzinfo is None:
+                raise InputError(
+                    f"Invalid `{field}` {value!r}: the time has no UTC offset. Add 'Z' or an offset such as '+02:00'."
+                )
+            seconds = parsed.timestamp()
+    if not math.isfinite(seconds) or seconds < 0 or seconds > 253402300799:
+        raise InputError(f"Invalid `{field}` {value!r}: epoch seconds must be between 0 and year 9999.")
+    return seconds
+
+
+def normalize_country(value: str, field: str = "country") -> str:
+    """Return an ISO 3166-1 alpha-2 code in upper case, or raise InputError."""
+    code = value.strip().upper()
+    if len(code) != 2 or code not in iso3166.countries_by_alpha2:
+        raise InputError(
+            f"Invalid `{field}` {value!r}: expected an ISO 3166-1 alpha-2 country code such as 'US' or 'DE'."
+        )
+    return code
+
+
+def _check_text(value: str, field: str) -> str:
+    if not value:
+        raise InputError(f"Invalid `{field}`: it is empty. Give a non-empty string.")
+    if len(value) > MAX_ID_LENGTH:
+        raise InputError(f"Invalid `{field}`: {len(value)} characters, at most {MAX_ID_LENGTH} are allowed.")
+    return value
+
+
+def _clamp_future(event_time: float, received: float) -> tuple[float, float | None]:
+    if event_time > received + MAX_FUTURE_SKEW:
+        return received, event_time
+    return event_time, None
+
+
+def decode_native(line: bytes, received: float) -> Event:
+    """Decode one native input line; raise InputError with the field and the fix."""
+    try:
+        raw = _native_decoder.decode(line)
+    except msgspec.ValidationError as exc:
+        raise InputError(f"Invalid input: {exc}.") from None
+    except msgspec.DecodeError as exc:
+        raise InputError(f"Invalid JSON: {exc}.") from None
+
+    _check_text(raw.id, "id")
+    _check_text(raw.app, "app")
+    _check_text(raw.device, "device")
+    if raw.type == "event":
+        if raw.name is None:
+            raise InputError("Missing `name`: an input of type 'event' needs the event name.")
+        _check_text(raw.name, "name")
+    elif raw.name is not None:
+        raise InputError(f"Unexpected `name` {raw.name!r}: only inputs of type 'event' have a name.")
+    if raw.attribution is not None and raw.type == "event":
+        raise InputError("Unexpected `attribution`: only installs and reengagements carry an attribution.")
+
+    event_time, reported = _clamp_future(parse_time(raw.time), received)
+    country = normalize_country(raw.country) if raw.country is not None else None
+    attribution = None
+    if raw.attribution is not None and raw.attribution.network:
+        attribution = Attribution(**msgspec.structs.asdict(raw.attribution))
+
+    return Event(
+        app=raw.app,
+        id=raw.id,
+        type=raw.type,
+        device=raw.device,
+        time=event_time,
+        name=raw.name,
+        country=country,
+        data_controlled=raw.data_controlled,
+        device_ids=raw.device_ids,
+        ip=raw.ip,
+        user_agent=raw.user_agent,
+        attribution=attribution,
+        data=raw.data,
+        reported_time=reported,
+    )
+
+
+def decode_kochava(line: bytes, received: float) -> Event:
+    """Decode one server-to-server object of the reference platform.
+
+    Device fields may sit at the top level or inside ``data``; the top level
+    wins. The object has no id, so the id is a digest of the line's content:
+    sending the same file twice gives the same ids, and the second copy is
+    acknowledged as duplicate.
+    """
+    try:
+        raw = _kochava_decoder.decode(line)
+    except msgspec.ValidationError as exc:
+        raise InputError(f"Invalid server-to-server object: {exc}.") from None
+    except msgspec.DecodeError as exc:
+        raise InputError(f"Invalid JSON: {exc}.") from None
+
+    data = raw.data or _KochavaData()
+    _check_text(raw.kochava_app_id, "kochava_app_id")
+    _check_text(raw.kochava_device_id, "kochava_device_id")
+    usertime = raw.usertime if raw.usertime is not None else data.usertime
+    if usertime is None:
+        raise InputError("Missing `usertime`: give the event time in epoch seconds, at the top level or in `data`.")
+    name = None
+    if raw.action == "event":
+        if not data.event_name:
+            raise InputError("Missing `data.event_name`: an object with action 'event' needs the event name.")
+        name = _check_text(data.event_name, "data.event_name")
+
+    user_agent = raw.device_ua if raw.device_ua is not None else data.device_ua
+    if user_agent is not None:
+        user_agent = urllib.parse.unquote(user_agent)
+
+    event_time, reported = _clamp_future(parse_time(usertime, "usertime"), received)
+    canonical = msgspec.json.encode(msgspec.json.decode(line), order="sorted")
+    digest = hashlib.blake2b(canonical, digest_size=12).hexdigest()
+
+    return Event(
+        app=raw.kochava_app_id,
+        id="k_" + digest,
+        type=raw.action,
+        device=raw.kochava_device_id,
+        time=event_time,
+        name=name,
+        device_ids=raw.device_ids or data.device_ids or {},
+        ip=raw.origination_ip or data.origination_ip,
+        user_agent=user_agent,
+        data=data.event_data or {},
+        source="kochava",
+        reported_time=reported,
+    )
+
+
+def decode_input(line: bytes, received: float, input_format: InputFormat) -> Event:
+    if input_format == "kochava":
+        return decode_kochava(line, received)
+    return decode_native(line, received)
