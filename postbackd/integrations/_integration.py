@@ -229,13 +229,20 @@ class Integration:
         request = self._request_for(kind, fields)
         values = MacroValues(macros, fields, event_data)
 
-        url = render_url(request.url, values)
-        headers = [(name, render_header(name, template, values)) for name, template in request.headers]
-        body = None
-        if request.body is not None:
-            body = render_body(request.body, values).encode()
-            if not any(name.lower() == "content-type" for name, _ in headers):
-                headers.append(("Content-Type", "application/json"))
+        try:
+            url = render_url(request.url, values)
+            headers = [(name, render_header(name, template, values)) for name, template in request.headers]
+            body = None
+            if request.body is not None:
+                body = render_body(request.body, values).encode()
+                if not any(name.lower() == "content-type" for name, _ in headers):
+                    headers.append(("Content-Type", "application/json"))
+        except UnicodeEncodeError as exc:
+            # Decoded JSON and msgpack never hold lone surrogates, but a value built in code can.
+            raise RenderError(
+                f"A macro value contains text that cannot be encoded as UTF-8: {exc.reason} "
+                f"at {exc.object[exc.start : exc.end]!r}."
+            ) from exc
         return RenderedRequest(method=request.method, url=url, headers=headers, body=body)
 
     def _request_for(self, kind: str, fields: Mapping[str, str]) -> _CompiledRequest:

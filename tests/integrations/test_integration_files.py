@@ -271,3 +271,12 @@ def test_unknown_key_in_template_names_its_line(write_file):
 
     assert f"line {line_of(text, 'header = ')}:" in message
     assert "unknown field `header` (at install)" in message
+
+
+def test_inline_headers_error_names_headers_line(write_file):
+    text = HEAD + GOOD_EVENT + '\n[install]\nurl = "https://acme.example/i"\nheaders = { X-Key = "{field.tokn}" }\n'
+
+    _, message = load_error(write_file, text)
+
+    assert f"line {line_of(text, 'headers = ')} (install.headers.X-Key)" in message
+    assert "no field 'tokn'" in message
