@@ -67,7 +67,7 @@ def is_journal_stream(stream: IO[str], environ: Mapping[str, str] = os.environ) 
     """Return whether `stream` is the journald stream that systemd named in $JOURNAL_STREAM.
 
     systemd sets JOURNAL_STREAM to "device:inode" of the stream it connected to stdout and stderr.
-    Comparing it with the stream's own device and inode tells a redirected stderr apart, for
+    Comparing it with the stream's own device and inode detects a redirected stderr, for
     example `postbackd run 2>file` started from a shell inside a service.
     """
     expected = environ.get("JOURNAL_STREAM")
@@ -115,8 +115,8 @@ def setup_logging(
 class RateLimitedLog:
     """Decide when a repeated message for one key (such as a partner) is logged.
 
-    At most one line per key per `interval` seconds is logged; the ones in between are counted so
-    the next logged line can say how many were left out. `now` is any monotonic clock in seconds,
+    At most one line per key per `interval` seconds is logged. The ones in between are counted so
+    the next logged line can report how many were left out. `now` is any monotonic clock in seconds,
     for example `trio.current_time()`.
     """
 
@@ -139,7 +139,7 @@ class RateLimitedLog:
         return True, self._suppressed.pop(key, 0)
 
     def forget(self, key: Hashable) -> int:
-        """Reset `key`, for example when its partner recovers; return the lines suppressed since
-        its last logged line, so the caller can report them."""
+        """Reset `key`, for example when its partner recovers, and return the number of lines
+        suppressed since its last logged line so the caller can report them."""
         self._last_logged.pop(key, None)
         return self._suppressed.pop(key, 0)

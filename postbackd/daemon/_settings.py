@@ -37,7 +37,7 @@ _DURATION_RE = re.compile(rf"(?:{_NUMBER}h)?(?:{_NUMBER}m)?(?:{_NUMBER}s)?")
 
 
 class SettingsError(ValueError):
-    """An invalid settings file, setting or command-line option; the message names the fix."""
+    """An invalid settings file, setting or command-line option. The message names the fix."""
 
 
 def parse_duration(text: str) -> float:
@@ -84,7 +84,7 @@ class Settings(msgspec.Struct, frozen=True):
 
     data_dir: Path
     socket_dir: Path
-    # Seconds to wait before each retry attempt; entry i is the delay before retry i + 1.
+    # Seconds to wait before each retry attempt. Entry i is the delay before retry i + 1.
     retry_delays: tuple[float, ...] = (30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200, 86400)
     # Seconds one HTTP request of a postback may take before the attempt counts as failed.
     attempt_timeout: float = 10.0
@@ -96,9 +96,9 @@ class Settings(msgspec.Struct, frozen=True):
     snapshot_every_records: int = 100_000
     # ...or after this many seconds, whichever comes first.
     snapshot_every_seconds: float = 300.0
-    # Group given access to the control socket; None leaves it to the daemon's user only.
+    # Group given access to the control socket. None leaves it to the daemon's user only.
     control_group: str | None = None
-    # Group given access to the ingest socket; None leaves it to the daemon's user only.
+    # Group given access to the ingest socket. None leaves it to the daemon's user only.
     ingest_group: str | None = None
     log_level: str = "INFO"
     # Seconds a graceful stop waits for in-flight work before cancelling it.
@@ -143,22 +143,22 @@ def _convert_retry_delays(value: Any) -> tuple[float, ...]:
     delays = []
     for item in items:
         if isinstance(item, str) and not item.strip():
-            raise ValueError(f"empty entry in {value!r}; separate durations with single commas, e.g. '30s,2m'")
+            raise ValueError(f"empty entry in {value!r}. Separate durations with single commas, e.g. '30s,2m'")
         delays.append(_convert_duration(item))
     if not delays:
         raise ValueError("expected at least one retry delay, e.g. '30s,2m,10m'")
     if len(delays) > MAX_RETRY_DELAYS:
-        raise ValueError(f"got {len(delays)} retry delays, at most {MAX_RETRY_DELAYS} are used; remove the extra ones")
+        raise ValueError(f"got {len(delays)} retry delays but at most {MAX_RETRY_DELAYS} are used. Remove the extra ones")
     for delay in delays:
         if delay <= 0:
-            raise ValueError(f"retry delay {format_duration(delay)} is not positive; use at least '1s'")
+            raise ValueError(f"retry delay {format_duration(delay)} is not positive. Use at least '1s'")
     return tuple(delays)
 
 
 def _convert_positive_duration(value: Any) -> float:
     seconds = _convert_duration(value)
     if seconds <= 0:
-        raise ValueError(f"{_describe(value)} is not positive; use a duration of at least '1s'")
+        raise ValueError(f"{_describe(value)} is not positive. Use a duration of at least '1s'")
     return seconds
 
 
@@ -168,7 +168,7 @@ def _convert_positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"expected a whole number, got {_describe(value)}")
     if value < 1:
-        raise ValueError(f"{value} is less than 1; use 1 or more")
+        raise ValueError(f"{value} is less than 1. Use 1 or more")
     return value
 
 
@@ -226,7 +226,7 @@ def _read_file(path: Path, *, explicit: bool) -> dict[str, Any]:
     except FileNotFoundError:
         if explicit:
             raise SettingsError(
-                f"Settings file {str(path)!r} not found; create it or pass an existing file to --config."
+                f"Settings file {str(path)!r} not found. Create it or pass an existing file to --config."
             ) from None
         return {}
     except tomllib.TOMLDecodeError as exc:
@@ -252,7 +252,7 @@ def _apply(
             )
         if key in seen:
             raise SettingsError(
-                f"{source(raw_key)}: set twice, also as {seen[key]!r}; keep one of them."
+                f"{source(raw_key)}: set twice, also as {seen[key]!r}. Keep one of them."
             )
         seen[key] = raw_key
         if value is None:
@@ -282,8 +282,8 @@ def load_settings(
     file_values = _read_file(path, explicit=config_path_explicit)
 
     chosen: dict[str, Any] = {}
-    # Relative paths in the file are relative to the file, so the file means the same from any
-    # working directory; relative paths on the command line are relative to the working directory.
+    # Relative paths in the file are relative to the file's directory, so the file means the same
+    # from any working directory. Relative paths on the command line follow the working directory.
     _apply(file_values, lambda key: f"{path}: {key}", path.absolute().parent, chosen)
     _apply(overrides, lambda key: f"command-line option --{key.replace('_', '-')}", None, chosen)
 
@@ -296,7 +296,7 @@ def load_settings(
 
 
 def settings_to_toml(settings: Settings) -> str:
-    """Render the settings as a TOML settings file, durations as text; None values are left out."""
+    """Render the settings as a TOML settings file with durations as text, leaving out None values."""
     document: dict[str, Any] = {}
     for key in msgspec.structs.fields(Settings):
         value = getattr(settings, key.name)

@@ -45,10 +45,10 @@ def _notify_address(value: str) -> str:
 class Notifier:
     """Sends sd_notify(3) messages to systemd; every method is a no-op when NOTIFY_SOCKET is unset.
 
-    The `sdnotify` package (0.3.2) is not used: it reads NOTIFY_SOCKET from the process
-    environment only, encodes messages as Latin-1 although systemd expects UTF-8 STATUS text, and
-    swallows every send error with a bare `except:`, so a failing notification could not be
-    logged. It does handle abstract "@" names correctly; this sender does the same.
+    The `sdnotify` package (0.3.2) handles abstract "@" names correctly but is not used, for three
+    reasons. It reads NOTIFY_SOCKET from the process environment only, so it cannot take
+    `environ`. It encodes messages as Latin-1, although systemd expects UTF-8 STATUS text. And it
+    swallows every send error with a bare `except:`, so a failing notification cannot be logged.
     """
 
     def __init__(self, environ: MutableMapping[str, str] = os.environ) -> None:

@@ -219,7 +219,7 @@ BAD_VALUES = [
     ("retry_delays", '""', "empty entry"),
     ("retry_delays", "[]", "at least one retry delay"),
     ("retry_delays", '"30s,,2m"', "empty entry"),
-    ("retry_delays", '"1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s"', "got 11 retry delays, at most 10"),
+    ("retry_delays", '"1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s"', "got 11 retry delays but at most 10 are used"),
     ("retry_delays", '"30s,realtime"', "retry delay 0s is not positive"),
     ("retry_delays", '"30s,soon"', "Invalid duration 'soon'"),
     ("retry_delays", "30", "expected durations such as '30s,2m,10m'"),

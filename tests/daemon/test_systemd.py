@@ -204,7 +204,7 @@ if environ.get("LISTEN_PID") == "self":
 os.execve(sys.executable, [sys.executable, "-c", sys.argv[2]], environ)
 """
 
-# Calls listen_fds and prints what it got as JSON; accepts one queued connection per socket.
+# Calls listen_fds, accepts one queued connection per socket and prints the result as JSON.
 REPORTER = """
 import json, os
 from postbackd.daemon._systemd import ServiceSetupError, listen_fds
@@ -378,8 +378,8 @@ def test_apply_socket_permissions_unknown_group(tmp_path):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
 def test_apply_socket_permissions_foreign_group():
-    # A user other than root may only give its files to groups it belongs to; "nobody" is not
-    # in the root group. The check runs in a forked child so the test process keeps root.
+    # A user other than root may only give its files to groups it belongs to, and "nobody" is
+    # not in the root group. The check runs in a forked child so the test process keeps root.
     nobody = pwd.getpwnam("nobody")
     directory = tempfile.mkdtemp(prefix="postbackd-test-")
     os.chmod(directory, 0o777)
