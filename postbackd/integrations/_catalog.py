@@ -1,6 +1,6 @@
 """Loading integration files into a catalog.
 
-The catalog holds the built-in integrations shipped in ``builtin/`` and the
+The catalog contains the built-in integrations shipped in ``builtin/`` and the
 operator's files in ``DATA_DIR/integrations/*.toml``. An operator file whose
 ``id`` is the id of a built-in integration replaces that built-in.
 """
@@ -42,8 +42,8 @@ _VALIDATION_PATH = re.compile(r" - at `\$([^`]*)`\Z")
 _PATH_STEP = re.compile(r"\.([A-Za-z0-9_\-]+)|\[(\d+)\]")
 _UNKNOWN_KEY = re.compile(r"unknown field `([^`]+)`")
 
-# Templates of the custom integration as shown by `integrations show`: the
-# partner's own fields take their place.
+# Templates that the custom integration reports for display. Each partner's
+# own url and method fields take their place when a request is rendered.
 _CUSTOM_PLACEHOLDER = RequestTemplate(url="{field.url}")
 
 

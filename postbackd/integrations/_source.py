@@ -33,7 +33,7 @@ def _split_key(text: str) -> tuple[str, ...]:
 
 
 class SourceMap:
-    """Where keys and table headers start in one TOML text."""
+    """Start offsets of the keys and table headers in one TOML text."""
 
     def __init__(self, text: str) -> None:
         self.text = text

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from postbackd.integrations import BUILT_IN, IntegrationError, load_catalog
+from postbackd.integrations import BUILT_IN, IntegrationError, load_catalog, load_integration
 
 OPERATOR_EXAMPLENET = """\
 id = "examplenet"
@@ -135,3 +135,15 @@ def test_operator_custom_without_url_field_rejected(tmp_path):
 
     with pytest.raises(IntegrationError, match="must declare the field 'url' with required = true"):
         load_catalog(tmp_path)
+
+
+def test_docs_example_loads_and_renders():
+    docs = Path(__file__).parents[2] / "docs" / "integrations.md"
+    example = docs.read_text().split("```toml\n", 1)[1].split("```", 1)[0]
+
+    integration = load_integration(example, "docs", "docs/integrations.md")
+    rendered = integration.render("event", {"revenue": "4.99"}, {"advertiser_id": "1", "api_key": "k"}, {"level": 3})
+
+    assert integration.id == "acme"
+    assert rendered.url == "https://pb.acme.example/advertisers/1/events"
+    assert b'"level": 3' in rendered.body
