@@ -134,7 +134,7 @@ def _convert_duration(value: Any) -> float:
 
 def _convert_retry_delays(value: Any) -> tuple[float, ...]:
     if isinstance(value, str):
-        items: list[Any] = [item for item in value.split(",")]
+        items: list[Any] = value.split(",")
     elif isinstance(value, (list, tuple)):
         items = list(value)
     else:
@@ -143,12 +143,16 @@ def _convert_retry_delays(value: Any) -> tuple[float, ...]:
     delays = []
     for item in items:
         if isinstance(item, str) and not item.strip():
-            raise ValueError(f"empty entry in {value!r}. Separate durations with single commas, e.g. '30s,2m'")
+            raise ValueError(
+                f"empty entry in {value!r}. Separate durations with single commas, e.g. '30s,2m'"
+            )
         delays.append(_convert_duration(item))
     if not delays:
         raise ValueError("expected at least one retry delay, e.g. '30s,2m,10m'")
     if len(delays) > MAX_RETRY_DELAYS:
-        raise ValueError(f"got {len(delays)} retry delays but at most {MAX_RETRY_DELAYS} are used. Remove the extra ones")
+        raise ValueError(
+            f"got {len(delays)} retry delays but at most {MAX_RETRY_DELAYS} are used. Remove the extra ones"
+        )
     for delay in delays:
         if delay <= 0:
             raise ValueError(f"retry delay {format_duration(delay)} is not positive. Use at least '1s'")
