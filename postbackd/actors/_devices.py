@@ -1,4 +1,4 @@
-"""Per-device state and the decision engine that drives it.
+"""The decision engine: per-device state and the decisions taken from it.
 
 A device actor is a small state object, not a task: a million devices must fit
 in a few hundred megabytes, and a trio task costs several kilobytes. One
@@ -13,9 +13,16 @@ same state as the process that took them.
 from __future__ import annotations
 
 import hashlib
+import math
+import sys
 
 from postbackd.actors._config import ConfigState
+from postbackd.actors._device_state import DeviceState, InstallFacts, Reengagement
+from postbackd.actors._rules import SESSION_BEGIN, judge
 from postbackd.eventlog import Decision, Event
+
+# Postback key of the install postback; event postbacks are keyed by event name.
+INSTALL_POSTBACK = "install"
 
 
 def postback_id_for(app: str, event_id: str, network: str) -> str:
@@ -24,72 +31,142 @@ def postback_id_for(app: str, event_id: str, network: str) -> str:
     return "pb_" + digest.hexdigest()
 
 
-class DeviceState:
-    """What the rules need to know about one device."""
-
-    __slots__ = ("install_time", "install_network", "install_agency")
-
-    def __init__(self) -> None:
-        self.install_time: float | None = None
-        self.install_network: str | None = None
-        self.install_agency: str | None = None
+def _intern(value: str | None) -> str | None:
+    return None if value is None else sys.intern(value)
 
 
 class DecisionEngine:
+    """Decides the postbacks of each event and keeps the device state they depend on.
+
+    ``devices`` maps an app id to a dict from device id to ``DeviceState``. A
+    device gets a state with its first install or reengagement; ordinary events
+    change no state, and SessionBegin events change it only by using a window.
+    """
+
     def __init__(self) -> None:
-        self.devices: dict[tuple[str, str], DeviceState] = {}
+        self.devices: dict[str, dict[str, DeviceState]] = {}
+        # Shared InstallFacts objects, one per distinct attribution and country.
+        self._install_facts: dict[InstallFacts, InstallFacts] = {}
+
+    def device(self, app: str, device_id: str) -> DeviceState | None:
+        """Return the state of one device of an app, None if nothing is known about it."""
+        return self.devices.get(app, {}).get(device_id)
 
     def decide(self, config: ConfigState, event: Event, received: float) -> tuple[Decision, ...]:
-        """Decide, for every partner of the event's app, whether its postback is sent."""
-        postback_event = "install" if event.type == "install" else event.name
-        if event.type == "reengagement" or postback_event is None:
-            return ()
-        device = self.devices.get((event.app, event.device))
+        """Decide, for every partner of the event's app, whether its postback is sent.
 
-        if event.type == "install":
-            attribution = event.attribution
-            owner = attribution.network if attribution else None
-            attribution_type = "install" if owner else "unattributed"
-        else:
-            owner = device.install_network if device else None
-            attribution_type = "install" if owner else "unattributed"
+        Returns one decision per partner that has a postback for the event, in
+        network order. Reengagements have no postback, so they get none.
+        Raises ValueError when the event time is not a finite number.
+        """
+        if not math.isfinite(event.time):
+            raise ValueError(
+                f"Event {event.id!r} has the time {event.time!r}, which is not a finite number; "
+                "send the event time as epoch seconds."
+            )
+        postback_key = _postback_key(event)
+        if postback_key is None:
+            return ()
+        device = self.device(event.app, event.device)
 
         decisions = []
         for partner in config.partners_of(event.app):
-            postback = config.postback_for(event.app, partner.network, postback_event)
+            postback = config.postback_for(event.app, partner.network, postback_key)
             if postback is None:
                 continue
-            reason = "scheduled"
-            if not partner.active:
-                reason = "partner_inactive"
-            elif postback.method != "all" and owner != partner.network:
-                reason = "not_attributed"
-            scheduled = reason == "scheduled"
+            verdict = judge(partner, postback, event, device)
+            scheduled = verdict.reason == "scheduled"
             decisions.append(
                 Decision(
                     network=partner.network,
-                    postback=postback_event,
+                    postback=postback_key,
                     outcome="scheduled" if scheduled else "suppressed",
-                    reason=reason,
+                    reason=verdict.reason,
                     postback_id=postback_id_for(event.app, event.id, partner.network) if scheduled else None,
-                    attribution_type=attribution_type,
-                    attribution_network=owner,
+                    attribution_type=verdict.owner.type,
+                    attribution_network=verdict.owner.network,
+                    attribution_agency=verdict.owner.agency,
                     due=received + postback.delay if scheduled else None,
+                    session_window=verdict.session_window,
                 )
             )
         return tuple(decisions)
 
     def apply(self, event: Event, decisions: tuple[Decision, ...]) -> None:
-        """Update the device state from an event and the decisions taken for it."""
-        if event.type != "install":
-            return
-        key = (event.app, event.device)
-        device = self.devices.get(key)
+        """Update the device state from an event and the decisions taken for it.
+
+        Installs and reengagements change the state whatever the decisions
+        were. A scheduled SessionBegin decision uses its window. Raises
+        ValueError when a scheduled SessionBegin decision cannot have been
+        taken from this state: it names no window, or the device has no install.
+        """
+        match event.type:
+            case "install":
+                self._apply_install(event)
+            case "reengagement":
+                self._apply_reengagement(event)
+            case "event" if event.name == SESSION_BEGIN:
+                self._apply_session(event, decisions)
+
+    def _state_for(self, event: Event) -> DeviceState:
+        app_devices = self.devices.setdefault(event.app, {})
+        device = app_devices.get(event.device)
         if device is None:
-            device = self.devices[key] = DeviceState()
-        if device.install_time is not None:
+            device = app_devices[event.device] = DeviceState()
+        return device
+
+    def _apply_install(self, event: Event) -> None:
+        device = self._state_for(event)
+        if device.install is not None:
+            # A reinstall keeps the first install's time and attribution.
             return
+        attribution = event.attribution
+        facts = InstallFacts(
+            network=_intern(attribution.network) if attribution is not None else None,
+            agency=_intern(attribution.agency) if attribution is not None else None,
+            country=_intern(event.country),
+        )
         device.install_time = event.time
-        if event.attribution is not None:
-            device.install_network = event.attribution.network
-            device.install_agency = event.attribution.agency
+        device.install = self._install_facts.setdefault(facts, facts)
+
+    def _apply_reengagement(self, event: Event) -> None:
+        attribution = event.attribution
+        if attribution is None or attribution.network is None:
+            # NOTE: a reengagement names the network that won the device back;
+            # one without a network changes neither the owner nor the anchor.
+            return
+        reengagement = Reengagement(event.time, sys.intern(attribution.network), _intern(attribution.agency))
+        self._state_for(event).add_reengagement(reengagement)
+
+    def _apply_session(self, event: Event, decisions: tuple[Decision, ...]) -> None:
+        for decision in decisions:
+            if decision.outcome != "scheduled":
+                continue
+            window = decision.session_window
+            if window is None or window < 1:
+                raise ValueError(
+                    f"The scheduled SessionBegin decision for network {decision.network!r} on event "
+                    f"{event.id!r} has the session window {window!r}; a scheduled SessionBegin decision "
+                    "needs a window of 1 or more, so the decision record is invalid."
+                )
+            device = self.device(event.app, event.device)
+            if device is None or device.install is None:
+                raise ValueError(
+                    f"The SessionBegin decision for network {decision.network!r} on event {event.id!r} "
+                    f"is scheduled, but device {event.device!r} of app {event.app!r} has no install; "
+                    "apply the decisions in log order, starting from an empty engine or a snapshot."
+                )
+            device.mark_window(event.time, sys.intern(decision.network), window)
+
+
+def _postback_key(event: Event) -> str | None:
+    """Return the key of the postback configured for ``event``, None when it has none."""
+    if event.type == "install":
+        return INSTALL_POSTBACK
+    if event.type == "reengagement" or event.name is None:
+        return None
+    if event.name == INSTALL_POSTBACK:
+        # NOTE: an event named "install" would collide with the install
+        # postback, so it gets no postback at all.
+        return None
+    return event.name
