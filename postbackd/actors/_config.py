@@ -28,6 +28,8 @@ class ConfigState:
         self.postbacks: dict[tuple[str, str, str], PostbackConfig] = {}
         # Last log position that changed the configuration, 0 for none.
         self.seq = 0
+        # partners_of results by app, dropped on every change; decisions ask per event.
+        self._partners_by_app: dict[str, list[PartnerConfig]] = {}
 
     def copy(self) -> ConfigState:
         """Return an independent copy; the config structs themselves are immutable."""
@@ -56,14 +58,16 @@ class ConfigState:
             case _:
                 return False
         self.seq = seq
+        self._partners_by_app = {}
         return True
 
     def partners_of(self, app_id: str) -> list[PartnerConfig]:
-        """Partners of an app, sorted by network."""
-        return sorted(
-            (p for (a, _), p in self.partners.items() if a == app_id),
-            key=lambda p: p.network,
-        )
+        """Partners of an app, sorted by network. The list is shared: do not change it."""
+        partners = self._partners_by_app.get(app_id)
+        if partners is None:
+            partners = sorted((p for (a, _), p in self.partners.items() if a == app_id), key=lambda p: p.network)
+            self._partners_by_app[app_id] = partners
+        return partners
 
     def postback_for(self, app_id: str, network: str, event: str) -> PostbackConfig | None:
         return self.postbacks.get((app_id, network, event))

@@ -23,14 +23,14 @@ Outcome = Literal["scheduled", "suppressed"]
 AttemptOutcome = Literal["delivered", "retry", "failed"]
 
 
-class Record(msgspec.Struct, tag_field="kind", frozen=True, omit_defaults=True):
+class Record(msgspec.Struct, tag_field="kind", frozen=True, omit_defaults=True, gc=False):
     """Base of every log record; the tag names the record type."""
 
 
 # ---------------------------------------------------------------- configuration
 
 
-class Origin(msgspec.Struct, frozen=True, omit_defaults=True):
+class Origin(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     """Who made a configuration change: the control socket peer's credentials."""
 
     uid: int | None = None
@@ -38,14 +38,14 @@ class Origin(msgspec.Struct, frozen=True, omit_defaults=True):
     command: str | None = None
 
 
-class AppConfig(msgspec.Struct, frozen=True, omit_defaults=True):
+class AppConfig(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     app_id: str
     platform: Platform
     bundle_id: str
     name: str
 
 
-class CountryFilter(msgspec.Struct, frozen=True, omit_defaults=True):
+class CountryFilter(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     """Allow all (optionally with a block list) or allow only an allow list.
 
     Country codes are ISO 3166-1 alpha-2, upper case, sorted.
@@ -55,7 +55,7 @@ class CountryFilter(msgspec.Struct, frozen=True, omit_defaults=True):
     countries: tuple[str, ...] = ()
 
 
-class PartnerConfig(msgspec.Struct, frozen=True, omit_defaults=True):
+class PartnerConfig(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     app_id: str
     network: str
     integration: str
@@ -66,7 +66,7 @@ class PartnerConfig(msgspec.Struct, frozen=True, omit_defaults=True):
     apply_countries_to_all_events: bool = False
 
 
-class PostbackConfig(msgspec.Struct, frozen=True, omit_defaults=True):
+class PostbackConfig(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     """One postback of a partner: ``event`` is ``install`` or an event name."""
 
     app_id: str
@@ -118,7 +118,7 @@ class PostbackRemoved(Record, tag="postback_removed", frozen=True):
 # ---------------------------------------------------------------- input
 
 
-class Attribution(msgspec.Struct, frozen=True, omit_defaults=True):
+class Attribution(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     network: str | None = None
     agency: str | None = None
     campaign_id: str | None = None
@@ -156,7 +156,7 @@ class Event(Record, tag="event", frozen=True):
 # ---------------------------------------------------------------- decisions
 
 
-class Decision(msgspec.Struct, frozen=True, omit_defaults=True):
+class Decision(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     """The decision for one partner's postback about one event.
 
     ``postback_id`` is stable for a given app, event id and network, so a
