@@ -6,28 +6,38 @@ task and one heap, not one task each. Requests run in the actor's nursery,
 at most ``concurrency`` at a time. A partner that hangs only fills its own
 actor's slots; other partners' actors run on.
 
-Error handling: every failure of a request is classified, recorded as an
-``Attempted`` record and either retried after the next delay of the retry
-schedule or ends the postback as failed. Errors while rendering a request
-fail the postback at once. Failing to record an attempt is a log failure and
-propagates, which stops the daemon.
+Due times are wall-clock epoch seconds from ``now`` (``time.time`` in the
+daemon), because they are stored in the log and must mean the same after a
+restart. Each wait converts the remaining seconds to trio's clock, so tests
+drive the actor on trio's virtual clock by passing a ``now`` built on
+``trio.current_time()``.
+
+Error handling: every failure of a request is classified (see
+``classify_status`` and ``classify_error``), recorded as an ``Attempted``
+record and either retried after the next delay of the retry schedule or ends
+the postback as failed. Errors while rendering a request and rejected
+endpoint addresses fail the postback at once. Other exceptions, and failing
+to record an attempt, propagate and stop the daemon.
 """
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import heapq
 import itertools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 
 import httpx
 import trio
 
+from postbackd.actors._endpoints import NameResolutionError, PrivateEndpointError, make_client
 from postbackd.actors._replay import PendingPostback
 from postbackd.eventlog import Attempted
+from postbackd.integrations import mask_secrets
 
 logger = logging.getLogger("postbackd.delivery")
 
@@ -37,16 +47,27 @@ RESPONSE_HEAD_BYTES = 1024
 # Relative jitter applied to each retry delay (0.2 is plus or minus 20 %).
 RETRY_JITTER = 0.2
 
+# Seconds before retry 1, 2, ... when the daemon settings give none; the last step repeats.
 DEFAULT_RETRY_DELAYS = (30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0, 86400.0)
+
+# Failure classes that end a postback at once: retrying cannot help.
+PERMANENT_FAILURES = frozenset({"rejected_by_partner", "render_error", "private_endpoint"})
 
 
 class PreparedRequest:
-    """A rendered request, its masked URL for records and its retry budget."""
+    """A rendered request, its masked URL for records, its retry budget and the secrets to mask."""
 
-    __slots__ = ("method", "url", "headers", "body", "masked_url", "retries")
+    __slots__ = ("method", "url", "headers", "body", "masked_url", "retries", "secrets")
 
     def __init__(
-        self, method: str, url: str, headers: list[tuple[str, str]], body: bytes | None, masked_url: str, retries: int
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+        masked_url: str,
+        retries: int,
+        secrets: tuple[str, ...] = (),
     ) -> None:
         self.method = method
         self.url = url
@@ -54,6 +75,7 @@ class PreparedRequest:
         self.body = body
         self.masked_url = masked_url
         self.retries = retries
+        self.secrets = secrets
 
 
 class PermanentError(Exception):
@@ -68,9 +90,13 @@ class PermanentError(Exception):
 Prepare = Callable[[PendingPostback], PreparedRequest]
 # Appends an attempt record and waits for its commit.
 RecordAttempt = Callable[[Attempted], Awaitable[None]]
+# Rate limit of repeated log lines: (key, monotonic now) -> (log it?, lines suppressed since the last).
+ShouldLog = Callable[[Hashable, float], tuple[bool, int]]
 
 
 class AttemptResult:
+    """What one attempt got: status code, failure class, error text and the head of the body."""
+
     __slots__ = ("status_code", "failure_class", "error", "response_head", "retry_after", "duration")
 
     def __init__(self) -> None:
@@ -87,7 +113,7 @@ class AttemptResult:
 
     @property
     def retryable(self) -> bool:
-        return self.failure_class not in (None, "rejected_by_partner")
+        return self.failure_class is not None and self.failure_class not in PERMANENT_FAILURES
 
 
 def classify_status(status: int) -> str | None:
@@ -105,8 +131,28 @@ def classify_status(status: int) -> str | None:
     return "rejected_by_partner"
 
 
+def classify_error(exc: Exception) -> tuple[str, str]:
+    """Return the failure class and error text of an exception raised while sending a request.
+
+    Raises ``TypeError`` for an exception that is not a request failure.
+    """
+    if isinstance(exc, PrivateEndpointError):
+        return "private_endpoint", str(exc)
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout", f"Timed out: {exc or type(exc).__name__}."
+    if isinstance(exc, httpx.ConnectError):
+        if isinstance(exc.__cause__, NameResolutionError):
+            return "dns", str(exc)
+        return "connection", f"Connection failed: {exc}."
+    if isinstance(exc, httpx.TransportError):
+        return "connection", f"Connection failed: {type(exc).__name__}: {exc}."
+    if isinstance(exc, httpx.InvalidURL):
+        return "render_error", f"The rendered URL is invalid: {exc}."
+    raise TypeError(f"{type(exc).__name__} is not a request failure") from exc
+
+
 def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header: delta seconds or an HTTP date."""
+    """Seconds to wait from a Retry-After header: delta seconds or an HTTP date; None when absent or invalid."""
     if not value:
         return None
     value = value.strip()
@@ -116,8 +162,9 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    if when is None:
-        return None
+    if when.tzinfo is None:
+        # An HTTP date is always in GMT; "-0000" parses without a time zone.
+        when = when.replace(tzinfo=datetime.timezone.utc)
     return max(0.0, when.timestamp() - now)
 
 
@@ -137,7 +184,11 @@ def retry_delay(
 
 
 class DeliveryActor:
-    """Delivers the postbacks of one partner (one app and network)."""
+    """Delivers the postbacks of one partner (one app and network).
+
+    ``client`` replaces the HTTP client built from ``concurrency``,
+    ``attempt_timeout`` and ``allow_private_endpoints``, for tests.
+    """
 
     def __init__(
         self,
@@ -149,9 +200,11 @@ class DeliveryActor:
         concurrency: int = 8,
         attempt_timeout: float = 10.0,
         retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS,
+        allow_private_endpoints: bool = False,
         client: httpx.AsyncClient | None = None,
         now: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        should_log: ShouldLog | None = None,
     ) -> None:
         self.app = app
         self.network = network
@@ -161,22 +214,26 @@ class DeliveryActor:
         self.retry_delays = retry_delays
         self._now = now
         self._rng = rng or random.Random()
+        self._should_log = should_log
         self._heap: list[tuple[float, int, PendingPostback]] = []
         self._counter = itertools.count()
         self._wakeup = trio.Event()
         self._limiter = trio.CapacityLimiter(concurrency)
         self._own_client = client is None
-        self.client = client or httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-            follow_redirects=False,
-            timeout=httpx.Timeout(attempt_timeout),
+        self.client = client or make_client(
+            concurrency=concurrency, attempt_timeout=attempt_timeout, allow_private=allow_private_endpoints
         )
         # Postbacks handed to this actor that have not finished: queued or in flight.
         self.pending: dict[str, PendingPostback] = {}
-        self.in_flight = 0
+        # Ids of the postbacks whose attempt is running now.
+        self.in_flight_ids: set[str] = set()
         self.idle = trio.Event()
         self.idle.set()
         self._stopping = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.in_flight_ids)
 
     def stop_starting(self) -> None:
         """Start no new attempts; attempts in flight go on. Pending postbacks stay in the log."""
@@ -189,7 +246,24 @@ class DeliveryActor:
         heapq.heappush(self._heap, (pending.due, next(self._counter), pending))
         self._wakeup.set()
 
+    def resend(self, postback_id: str, due: float) -> bool:
+        """Start a new, manual round of attempts at ``due`` for a postback of this actor.
+
+        Returns False when the postback is not pending here. When an attempt
+        of it is in flight, that attempt's outcome decides what happens next,
+        as it does when the log is replayed.
+        """
+        pending = self.pending.get(postback_id)
+        if pending is None:
+            return False
+        pending.round_start = pending.attempt
+        pending.manual = True
+        pending.due = due
+        self.schedule(pending)
+        return True
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start each postback's attempt when it is due, until ``stop_starting`` or cancellation."""
         try:
             async with trio.open_nursery() as nursery:
                 task_status.started()
@@ -197,22 +271,36 @@ class DeliveryActor:
                     if not self._heap:
                         await self._wait_for_work()
                         continue
-                    wait = self._heap[0][0] - self._now()
+                    due, _, pending = self._heap[0]
+                    wait = due - self._now()
                     if wait > 0:
-                        with trio.move_on_after(wait):
+                        with trio.move_on_at(trio.current_time() + wait):
                             await self._wait_for_work()
                         continue
-                    _, _, pending = heapq.heappop(self._heap)
-                    if self.pending.get(pending.postback_id) is not pending:
+                    heapq.heappop(self._heap)
+                    if not self._is_current(due, pending):
                         continue
                     await self._limiter.acquire_on_behalf_of(pending)
-                    self.in_flight += 1
+                    self.in_flight_ids.add(pending.postback_id)
                     self.idle = trio.Event()
                     nursery.start_soon(self._deliver, pending)
         finally:
             if self._own_client:
                 with trio.CancelScope(shield=True):
                     await self.client.aclose()
+
+    def _is_current(self, due: float, pending: PendingPostback) -> bool:
+        """Whether a heap entry still stands for the postback's next attempt.
+
+        A resend or a retry pushes a new entry and leaves the old one in the
+        heap. An attempt in flight always pushes an entry of its own when it
+        retries, so entries popped meanwhile are dropped.
+        """
+        return (
+            self.pending.get(pending.postback_id) is pending
+            and pending.due == due
+            and pending.postback_id not in self.in_flight_ids
+        )
 
     async def _wait_for_work(self) -> None:
         await self._wakeup.wait()
@@ -222,17 +310,16 @@ class DeliveryActor:
         try:
             await self._attempt(pending)
         finally:
-            self.in_flight -= 1
+            self.in_flight_ids.discard(pending.postback_id)
             self._limiter.release_on_behalf_of(pending)
-            if self.in_flight == 0:
+            if not self.in_flight_ids:
                 self.idle.set()
 
     async def _attempt(self, pending: PendingPostback) -> None:
         attempt = pending.attempt + 1
         started = self._now()
         result = AttemptResult()
-        method, masked_url = "GET", ""
-        retries = 0
+        method, masked_url, retries = "GET", "", 0
         try:
             request = self._prepare(pending)
         except PermanentError as exc:
@@ -241,12 +328,16 @@ class DeliveryActor:
         else:
             method, masked_url, retries = request.method, request.masked_url, request.retries
             await self._send(request, result)
+            # A partner may echo a secret back, and some errors quote the request.
+            if result.error is not None:
+                result.error = mask_secrets(result.error, request.secrets)
+            result.response_head = mask_secrets(result.response_head, request.secrets)
 
         retry_number = attempt - pending.round_start
         next_due = None
         if result.delivered:
             outcome = "delivered"
-        elif result.retryable and result.failure_class not in ("render_error", "private_endpoint") and retry_number <= retries:
+        elif result.retryable and retry_number <= retries:
             outcome = "retry"
             next_due = self._now() + retry_delay(self.retry_delays, retry_number, result.retry_after, self._rng)
         else:
@@ -273,7 +364,7 @@ class DeliveryActor:
         await self._record_attempt(record)
         pending.attempt = attempt
         self._log_outcome(pending, record)
-        if outcome == "retry" and next_due is not None:
+        if next_due is not None:
             pending.due = next_due
             heapq.heappush(self._heap, (next_due, next(self._counter), pending))
             self._wakeup.set()
@@ -284,8 +375,10 @@ class DeliveryActor:
         """Send one request under one total deadline and fill in ``result``.
 
         httpx's own timeouts apply per read or write, so a server that trickles
-        bytes could hold a request forever; the cancel scope bounds the whole
-        attempt.
+        bytes could hold a request for ever. The cancel scope bounds the whole
+        attempt. When the deadline passes after the status line arrived, the
+        status decides the outcome and the body read so far is kept: the
+        partner has answered, and a retry would send the postback twice.
         """
         clock = trio.current_time()
         with trio.move_on_after(self.attempt_timeout) as scope:
@@ -294,47 +387,48 @@ class DeliveryActor:
                     request.method, request.url, headers=request.headers, content=request.body
                 )
                 response = await self.client.send(http_request, stream=True)
-                try:
-                    head = bytearray()
-                    async for chunk in response.aiter_raw():
-                        head += chunk
-                        if len(head) >= RESPONSE_HEAD_BYTES:
-                            break
-                finally:
-                    await response.aclose()
                 result.status_code = response.status_code
-                result.response_head = head[:RESPONSE_HEAD_BYTES].decode("utf-8", "replace")
                 result.failure_class = classify_status(response.status_code)
                 if result.failure_class is not None:
                     result.error = f"HTTP {response.status_code} {response.reason_phrase}".strip()
                 if response.status_code in (429, 503):
                     result.retry_after = parse_retry_after(response.headers.get("retry-after"), self._now())
-            except httpx.TimeoutException as exc:
-                result.failure_class = "timeout"
-                result.error = f"timed out: {exc!r}"
-            except httpx.ConnectError as exc:
-                result.failure_class = "dns" if "name" in str(exc).lower() and "resol" in str(exc).lower() else "connection"
-                result.error = f"connection failed: {exc}"
-            except (httpx.TransportError, httpx.InvalidURL) as exc:
-                result.failure_class = "connection"
-                result.error = f"{type(exc).__name__}: {exc}"
-        if scope.cancelled_caught:
+                head = bytearray()
+                try:
+                    async for chunk in response.aiter_raw():
+                        head += chunk
+                        if len(head) >= RESPONSE_HEAD_BYTES:
+                            break
+                finally:
+                    result.response_head = head[:RESPONSE_HEAD_BYTES].decode("utf-8", "replace")
+                    await response.aclose()
+            except (httpx.TransportError, httpx.InvalidURL, PrivateEndpointError) as exc:
+                if result.status_code is None:
+                    result.failure_class, result.error = classify_error(exc)
+        if scope.cancelled_caught and result.status_code is None:
             result.failure_class = "timeout"
-            result.status_code = None
-            result.error = f"no complete response within the attempt timeout of {self.attempt_timeout:g} s"
+            result.error = f"No response within the attempt timeout of {self.attempt_timeout:g} s."
         result.duration = trio.current_time() - clock
 
     def _log_outcome(self, pending: PendingPostback, record: Attempted) -> None:
         if record.outcome == "delivered":
             logger.debug(
-                "delivered postback %s event %s to %s attempt %d status %s",
-                pending.postback_id, pending.event.id, self.network, record.attempt, record.status_code,
+                "delivered postback %s event %s to %s/%s attempt %d status %s",
+                pending.postback_id, pending.event.id, self.app, self.network, record.attempt, record.status_code,
             )
             return
-        level = logging.WARNING
-        logger.log(
-            level,
-            "postback %s event %s partner %s/%s attempt %d %s: %s",
-            pending.postback_id, pending.event.id, self.app, self.network, record.attempt,
-            "will retry" if record.outcome == "retry" else "failed", record.error,
+        suppressed = 0
+        if self._should_log is not None:
+            log_now, suppressed = self._should_log((record.outcome, record.failure_class), trio.current_time())
+            if not log_now:
+                return
+        if record.outcome == "retry":
+            assert record.next_due is not None
+            what = f"will retry in {record.next_due - self._now():.0f} s"
+        else:
+            what = "failed"
+        logger.warning(
+            "postback %s event %s partner %s/%s attempt %d %s: %s%s",
+            pending.postback_id, pending.event.id, self.app, self.network, record.attempt, what, record.error,
+            f" ({suppressed} similar lines suppressed)" if suppressed else "",
         )
