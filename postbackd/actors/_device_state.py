@@ -15,7 +15,7 @@ SessionBegin windows, and each conversion keeps the windows used since it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import NamedTuple
 
 import msgspec
@@ -120,7 +120,7 @@ class Reengagement(msgspec.Struct, frozen=True, gc=False):
 
 
 class DeviceState(msgspec.Struct, gc=False):
-    """What the rules need to know about one device.
+    """The facts about one device that the rules read.
 
     ``install_time`` and ``install`` are both set or both None. Reengagements
     are sorted by time; reengagements with equal times keep arrival order.
@@ -196,7 +196,7 @@ class DeviceState(msgspec.Struct, gc=False):
         """
         position = self._anchor_position(time)
         if position is None:
-            raise ValueError("a device without an install has no SessionBegin windows")
+            raise ValueError("The device has no install, so it has no SessionBegin windows to mark.")
         if position == 0:
             self.install_windows = with_window(self.install_windows, network, window)
             return
@@ -214,3 +214,36 @@ class DeviceState(msgspec.Struct, gc=False):
         while position > 0 and existing[position - 1].time > reengagement.time:
             position -= 1
         self.reengagements = existing[:position] + (reengagement,) + existing[position:]
+
+
+class DeviceTable(Mapping[tuple[str, str], DeviceState]):
+    """Device states keyed by (app id, device id).
+
+    ``apps`` stores one dict per app, keyed by device id, because a tuple key
+    per device would cost 56 bytes more per device. ``len`` counts devices.
+    """
+
+    def __init__(self) -> None:
+        self.apps: dict[str, dict[str, DeviceState]] = {}
+        self._count = 0
+
+    def __getitem__(self, key: tuple[str, str]) -> DeviceState:
+        app, device_id = key
+        return self.apps[app][device_id]
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        for app, devices in self.apps.items():
+            for device_id in devices:
+                yield app, device_id
+
+    def __len__(self) -> int:
+        return self._count
+
+    def setdefault(self, app: str, device_id: str) -> DeviceState:
+        """Return the state of a device, adding an empty one if the device is new."""
+        devices = self.apps.setdefault(app, {})
+        state = devices.get(device_id)
+        if state is None:
+            state = devices[device_id] = DeviceState()
+            self._count += 1
+        return state

@@ -17,7 +17,7 @@ import math
 import sys
 
 from postbackd.actors._config import ConfigState
-from postbackd.actors._device_state import DeviceState, InstallFacts, Reengagement
+from postbackd.actors._device_state import DeviceState, DeviceTable, InstallFacts, Reengagement
 from postbackd.actors._rules import SESSION_BEGIN, judge
 from postbackd.eventlog import Decision, Event
 
@@ -38,19 +38,19 @@ def _intern(value: str | None) -> str | None:
 class DecisionEngine:
     """Decides the postbacks of each event and keeps the device state they depend on.
 
-    ``devices`` maps an app id to a dict from device id to ``DeviceState``. A
-    device gets a state with its first install or reengagement; ordinary events
-    change no state, and SessionBegin events change it only by using a window.
+    ``devices`` maps (app id, device id) to a ``DeviceState``. A device gets a
+    state with its first install or reengagement. Ordinary
+    events change no state, and a SessionBegin event only uses a window.
     """
 
     def __init__(self) -> None:
-        self.devices: dict[str, dict[str, DeviceState]] = {}
+        self.devices = DeviceTable()
         # Shared InstallFacts objects, one per distinct attribution and country.
         self._install_facts: dict[InstallFacts, InstallFacts] = {}
 
     def device(self, app: str, device_id: str) -> DeviceState | None:
         """Return the state of one device of an app, None if nothing is known about it."""
-        return self.devices.get(app, {}).get(device_id)
+        return self.devices.get((app, device_id))
 
     def decide(self, config: ConfigState, event: Event, received: float) -> tuple[Decision, ...]:
         """Decide, for every partner of the event's app, whether its postback is sent.
@@ -108,15 +108,8 @@ class DecisionEngine:
             case "event" if event.name == SESSION_BEGIN:
                 self._apply_session(event, decisions)
 
-    def _state_for(self, event: Event) -> DeviceState:
-        app_devices = self.devices.setdefault(event.app, {})
-        device = app_devices.get(event.device)
-        if device is None:
-            device = app_devices[event.device] = DeviceState()
-        return device
-
     def _apply_install(self, event: Event) -> None:
-        device = self._state_for(event)
+        device = self.devices.setdefault(event.app, event.device)
         if device.install is not None:
             # A reinstall keeps the first install's time and attribution.
             return
@@ -136,7 +129,7 @@ class DecisionEngine:
             # one without a network changes neither the owner nor the anchor.
             return
         reengagement = Reengagement(event.time, sys.intern(attribution.network), _intern(attribution.agency))
-        self._state_for(event).add_reengagement(reengagement)
+        self.devices.setdefault(event.app, event.device).add_reengagement(reengagement)
 
     def _apply_session(self, event: Event, decisions: tuple[Decision, ...]) -> None:
         for decision in decisions:

@@ -1,7 +1,7 @@
 """The rules that decide whether one partner's postback about one event is sent.
 
 ``judge`` checks the rules in a fixed order and returns the first that fails
-as the reason; the order is part of the contract, because operators read the
+as the reason. The order is part of the contract, because operators read the
 reason to learn why a postback was not sent:
 
 1. ``partner_inactive``: the partner is switched off.
@@ -157,9 +157,9 @@ def _session_verdict(network: str, time: float, device: DeviceState | None, owne
     if device is None or anchor is None:
         return Verdict("install_unknown", owner)
 
-    # The difference of two epoch times of this era is exact in floating point
-    # (Sterbenz lemma), so an event exactly k days after the anchor falls in
-    # window k, not k - 1.
+    # Epoch times of this century are within a factor of two of each other, so
+    # their difference is exact in floating point (Sterbenz lemma). An event
+    # exactly k days after the anchor therefore falls in window k, not k - 1.
     window = int((time - anchor) // SESSION_WINDOW)
     if window < 1:
         return Verdict("session_too_early", owner)

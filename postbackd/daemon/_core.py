@@ -20,6 +20,7 @@ import trio
 
 from postbackd.actors import ConfigState, DecisionEngine
 from postbackd.actors._delivery import DeliveryActor, PermanentError, PreparedRequest
+from postbackd.actors._failed import FailedIndex
 from postbackd.actors._replay import PendingPostback, Replayer
 from postbackd.eventlog import (
     Append,
@@ -37,6 +38,7 @@ from postbackd.eventlog import (
     log_size,
     read_from,
 )
+from postbackd.daemon._logging import RateLimitedLog
 from postbackd.integrations import Catalog, IntegrationError, RenderError, build_macros, mask_secrets
 
 logger = logging.getLogger("postbackd.core")
@@ -113,6 +115,7 @@ class Core:
         self.config = ConfigState()
         self.engine = DecisionEngine()
         self.actors: dict[tuple[str, str], DeliveryActor] = {}
+        self.failed = FailedIndex()
         self._nursery: trio.Nursery | None = None
         # Each item is the committed records of one submission, in sequence order.
         self._send, self._receive = trio.open_memory_channel[list[tuple[int, float, Record]]](math.inf)
@@ -142,6 +145,7 @@ class Core:
         self.engine = replayer.engine
         self.processed_seq = replayer.last_seq
         self._rebuilt_pending = list(replayer.pending.values())
+        self.failed = replayer.failed
         undecided = replayer.take_undecided()
         # The rebuilt state lives as long as the daemon: keep it out of the
         # cyclic collector's scans.
@@ -227,9 +231,12 @@ class Core:
             case Event():
                 self._count(record)
                 self._decide(seq, received, record, self.config)
-            case Decided() | Attempted():
+            case Decided():
                 pass
+            case Attempted():
+                self.failed.apply(record)
             case ResendRequested():
+                self.failed.apply(record)
                 self._resend(record, received)
             case _:
                 self.config.apply(seq, record)
@@ -271,12 +278,7 @@ class Core:
 
     def _resend(self, record: ResendRequested, received: float) -> None:
         actor = self.actors.get((record.app, record.decision.network))
-        existing = actor.pending.get(record.postback_id) if actor else None
-        if existing is not None:
-            existing.round_start = existing.attempt
-            existing.manual = True
-            existing.due = received
-            actor.schedule(existing)
+        if actor is not None and actor.resend(record.postback_id, received):
             return
         pending = PendingPostback(record.event_seq, self.fetch_event(record.event_seq), record.decision, received)
         pending.attempt = record.after_attempt
@@ -305,7 +307,9 @@ class Core:
                 concurrency=concurrency,
                 attempt_timeout=self.settings.attempt_timeout,
                 retry_delays=self.settings.retry_delays,
+                allow_private_endpoints=self.settings.allow_private_endpoints,
                 now=self.now,
+                should_log=RateLimitedLog().should_log,
             )
             self.actors[key] = actor
             assert self._nursery is not None
@@ -321,7 +325,7 @@ class Core:
         app = self.config.apps.get(event.app)
         postback = self.config.postback_for(event.app, pending.network, pending.decision.postback)
         if partner is None or app is None:
-            raise PermanentError("render_error", f"partner {event.app}/{pending.network} no longer exists")
+            raise PermanentError("render_error", f"The partner {event.app}/{pending.network} no longer exists.")
         try:
             integration = self.catalog.get(partner.integration)
             macros = build_macros(app, event, pending.decision, postback.partner_event_name if postback else None)
@@ -330,10 +334,11 @@ class Core:
         except (IntegrationError, RenderError) as exc:
             secrets = [partner.fields.get(name, "") for name in self._secret_names(partner.integration)]
             raise PermanentError("render_error", mask_secrets(str(exc), secrets)) from None
-        secrets = [partner.fields.get(name, "") for name in integration.secret_fields()]
+        secrets = tuple(integration.secret_values(partner.fields))
         retries = postback.retries if postback is not None else 0
         return PreparedRequest(
-            rendered.method, rendered.url, rendered.headers, rendered.body, mask_secrets(rendered.url, secrets), retries
+            rendered.method, rendered.url, rendered.headers, rendered.body, mask_secrets(rendered.url, secrets), retries,
+            secrets,
         )
 
     def _secret_names(self, integration_id: str) -> frozenset[str]:

@@ -54,7 +54,7 @@ def install(
     **overrides,
 ) -> Event:
     return Event(
-        app=APP,
+        app=overrides.pop("app", APP),
         id=overrides.pop("id", f"install-{device}-{time}"),
         type="install",
         device=device,
@@ -94,9 +94,9 @@ def session(time: float, device: str = "d1", **overrides) -> Event:
 
 def run(engine: DecisionEngine, config: ConfigState, events: Iterable[Event]) -> list[tuple[Decision, ...]]:
     """Decide and apply each event in turn, as the daemon's decision loop does."""
-    taken = []
+    decided = []
     for item in events:
         decisions = engine.decide(config, item, received=item.time)
         engine.apply(item, decisions)
-        taken.append(decisions)
-    return taken
+        decided.append(decisions)
+    return decided

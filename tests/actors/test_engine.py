@@ -13,7 +13,7 @@ from postbackd.eventlog import CountryFilter, Decision, Event
 from .builders import APP, DAY, HOUR, T0, event, install, make_config, partner, postback, reengagement, run, session
 
 
-def test_decide_one_decision_per_partner_with_postback() -> None:
+def test_decide_one_per_partner() -> None:
     config = make_config(
         [partner("netC"), partner("netA"), partner("netB")],
         [postback("Purchase", "netC"), postback("Purchase", "netA"), postback("install", "netB")],
@@ -42,7 +42,7 @@ def test_decide_scheduled_fields() -> None:
     assert decision.session_window is None
 
 
-def test_decide_suppressed_has_no_postback_id_or_due() -> None:
+def test_suppressed_decision_fields() -> None:
     config = make_config([partner("netA", active=False)], [postback("install", "netA", delay=60.0)])
 
     (decision,) = DecisionEngine().decide(config, install(network="netA"), received=T0)
@@ -83,12 +83,12 @@ def test_decide_does_not_change_state() -> None:
     )
     engine = DecisionEngine()
     run(engine, config, [install(network="netA", country="US"), reengagement(T0 + 2 * DAY, "netA")])
-    before = msgspec.msgpack.encode(engine.devices)
+    before = msgspec.msgpack.encode(engine.devices.apps)
 
     for item in [install(T0 + DAY), session(T0 + 3 * DAY), event("Purchase", T0), install(device="d2")]:
         engine.decide(config, item, received=item.time)
 
-    assert msgspec.msgpack.encode(engine.devices) == before
+    assert msgspec.msgpack.encode(engine.devices.apps) == before
 
 
 def test_reinstall_keeps_first_install() -> None:
@@ -107,7 +107,7 @@ def test_reinstall_keeps_first_install() -> None:
     assert [d.reason for d in decisions] == ["scheduled", "not_attributed"]
 
 
-def test_install_after_events_uses_what_is_known() -> None:
+def test_install_after_events() -> None:
     config = make_config([partner("netA")], [postback("Purchase", "netA"), postback("SessionBegin", "netA", method="all")])
     engine = DecisionEngine()
 
@@ -119,7 +119,7 @@ def test_install_after_events_uses_what_is_known() -> None:
     assert [d[0].reason for d in late] == ["scheduled", "scheduled"]
 
 
-def test_apply_records_reengagement_without_decisions() -> None:
+def test_apply_records_reengagement() -> None:
     engine = DecisionEngine()
 
     engine.apply(reengagement(T0, "netA", "agency1"), ())
@@ -151,7 +151,7 @@ def test_ordinary_events_keep_no_state() -> None:
     assert engine.device(APP, "d1") is None
 
 
-def test_late_reengagement_keeps_windows_of_install() -> None:
+def test_late_reengagement_moves_anchor() -> None:
     config = make_config([partner("netA")], [postback("SessionBegin", "netA")])
     engine = DecisionEngine()
     run(engine, config, [install(network="netA"), session(T0 + 1.5 * DAY)])
@@ -198,9 +198,9 @@ def test_state_round_trips_through_msgpack() -> None:
         [install(network="netA", country="US"), session(T0 + DAY), reengagement(T0 + 2 * DAY, "netB"), session(T0 + 3 * DAY)],
     )
 
-    data = msgspec.msgpack.encode(engine.devices)
+    data = msgspec.msgpack.encode(engine.devices.apps)
 
-    assert msgspec.msgpack.decode(data, type=dict[str, dict[str, DeviceState]]) == engine.devices
+    assert msgspec.msgpack.decode(data, type=dict[str, dict[str, DeviceState]]) == engine.devices.apps
 
 
 # ---------------------------------------------------------------- bad input
@@ -227,7 +227,7 @@ def _scheduled_session(window: int | None) -> Decision:
 
 
 @pytest.mark.parametrize("window", [None, 0, -1], ids=["none", "zero", "negative"])
-def test_apply_rejects_scheduled_session_without_window(window: int | None) -> None:
+def test_apply_rejects_missing_window(window: int | None) -> None:
     engine = DecisionEngine()
     engine.apply(install(network="netA"), ())
 
@@ -235,17 +235,56 @@ def test_apply_rejects_scheduled_session_without_window(window: int | None) -> N
         engine.apply(session(T0 + DAY, id="s1"), (_scheduled_session(window),))
 
 
-def test_apply_rejects_scheduled_session_without_install() -> None:
+def test_apply_rejects_session_without_install() -> None:
     engine = DecisionEngine()
 
     with pytest.raises(ValueError, match=r"is scheduled, but device 'd1' of app 'app1' has no install; apply the decisions in log order"):
         engine.apply(session(T0 + DAY, id="s1"), (_scheduled_session(1),))
 
 
-def test_apply_ignores_suppressed_session_decisions() -> None:
+def test_apply_ignores_suppressed_sessions() -> None:
     engine = DecisionEngine()
     suppressed = Decision(network="netA", postback="SessionBegin", outcome="suppressed", reason="install_unknown")
 
     engine.apply(session(T0 + DAY), (suppressed,))
 
     assert engine.device(APP, "d1") is None
+
+
+def test_session_example_from_rules_doc() -> None:
+    config = make_config([partner("netA")], [postback("SessionBegin", "netA")])
+    engine = DecisionEngine()
+    run(engine, config, [install(network="netA")])
+    reengaged = T0 + 2 * DAY + 14 * HOUR
+    # T0 is 4 December 10:00 UTC; each item is (event, reason, window), and a
+    # reengagement has no decision.
+    steps = [
+        (session(T0 + 8 * HOUR), "session_too_early", None),
+        (session(T0 + DAY - 1), "session_too_early", None),
+        (session(T0 + DAY), "scheduled", 1),
+        (session(T0 + DAY + 12 * HOUR), "session_window_used", 1),
+        (session(T0 + 2 * DAY), "scheduled", 2),
+        (reengagement(reengaged, "netB"), None, None),
+        (session(reengaged + 12 * HOUR), "session_too_early", None),
+        (session(reengaged + DAY), "scheduled", 1),
+        (session(T0 + DAY + 5 * HOUR), "session_window_used", 1),
+    ]
+
+    decided = run(engine, config, [item for item, _, _ in steps])
+
+    got = [(d[0].reason, d[0].session_window) if d else (None, None) for d in decided]
+    assert got == [(reason, window) for _, reason, window in steps]
+    assert (decided[7][0].attribution_type, decided[7][0].attribution_network) == ("install", "netA")
+
+
+def test_devices_keyed_by_app_and_device() -> None:
+    config = make_config([partner("netA")], [postback("install", "netA")])
+    engine = DecisionEngine()
+
+    run(engine, config, [install(device="d1"), install(device="d2"), install(device="d1", app="app2")])
+
+    assert len(engine.devices) == 3
+    assert sorted(engine.devices) == [("app1", "d1"), ("app1", "d2"), ("app2", "d1")]
+    assert engine.devices[("app2", "d1")].install_time == T0
+    assert ("app2", "d2") not in engine.devices
+    assert engine.device("app2", "d2") is None

@@ -102,7 +102,7 @@ def device_events(draw: st.DrawFn) -> list[Event]:
 
 
 @given(device_events())
-def test_apply_from_recorded_decisions_rebuilds_state(events: list[Event]) -> None:
+def test_rebuild_from_recorded_decisions(events: list[Event]) -> None:
     live = DecisionEngine()
     log = []
     for seq, (item, decisions) in enumerate(zip(events, run(live, REBUILD_CONFIG, events)), start=1):
@@ -120,10 +120,10 @@ def test_apply_from_recorded_decisions_rebuilds_state(events: list[Event]) -> No
 
 
 @given(device_events())
-def test_decisions_cover_each_partner_with_postback(events: list[Event]) -> None:
-    taken = run(DecisionEngine(), REBUILD_CONFIG, events)
+def test_decisions_cover_every_partner(events: list[Event]) -> None:
+    decided = run(DecisionEngine(), REBUILD_CONFIG, events)
 
-    for item, decisions in zip(events, taken):
+    for item, decisions in zip(events, decided):
         if item.type == "reengagement":
             assert decisions == ()
             continue

@@ -137,6 +137,15 @@ CASES = [
         Case((INSTALL_A, reengagement(T0 + DAY, None)), event("Purchase", T0 + 2 * DAY), "scheduled"),
         id="reengagement-without-network-ignored",
     ),
+    pytest.param(
+        Case(
+            (reengagement(T0 - DAY, "netB"), INSTALL_A),
+            event("Purchase", T0 + HOUR),
+            "scheduled",
+            attribution=("install", "netA", None),
+        ),
+        id="install-later-than-reengagement-owns",
+    ),
     pytest.param(Case((), event("Purchase", T0), "not_attributed"), id="event-without-install-network"),
     pytest.param(
         Case((), event("Purchase", T0), "scheduled", postback=ALL, attribution=("unattributed", None, None)),
@@ -281,6 +290,10 @@ CASES = [
             window=1,
         ),
         id="session-window-1-again-after-reengagement",
+    ),
+    pytest.param(
+        Case((reengagement(T0 - DAY, "netA"), INSTALL_A), session(T0 + DAY), "scheduled", window=1),
+        id="session-install-later-than-reengagement-anchors",
     ),
     pytest.param(
         Case((INSTALL_A, reengagement(T0 + 3 * DAY, "netA")), session(T0 + 1.5 * DAY), "scheduled", window=1),
