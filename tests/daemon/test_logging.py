@@ -6,8 +6,7 @@ import re
 
 import pytest
 
-from postbackd._ratelimit import RateLimitedLog
-from postbackd.daemon._logging import is_journal_stream, setup_logging
+from postbackd.daemon._logging import RateLimitedLog, is_journal_stream, setup_logging
 
 TIMESTAMP_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z WARNING postbackd\.test: partner acme failed 3 times")
 
