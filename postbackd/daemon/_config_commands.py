@@ -1,73 +1,70 @@
-"""Configuration commands: apps, partners and postbacks."""
+"""Configuration commands that change apps, partners and postbacks.
+
+Each command builds the full new state of one app, partner or postback,
+checks it as a whole and returns one record. A command whose result equals
+the current state appends nothing. The result names the change in the words
+of ``config history``.
+"""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgspec
 
 from postbackd.daemon._commands import CommandContext, CommandError, command, require
+from postbackd.daemon._config_checks import (
+    check_app,
+    check_id,
+    check_partner,
+    check_postback,
+    check_text,
+    country_filter_option,
+    known_app,
+    known_partner,
+    known_postback,
+    parse_delay,
+    parse_field_options,
+    secret_names,
+)
+from postbackd.daemon._config_describe import describe_change
 from postbackd.eventlog import (
     AppConfig,
     AppConfigured,
     PartnerConfig,
     PartnerConfigured,
+    PartnerRemoved,
     PostbackConfig,
     PostbackConfigured,
+    PostbackRemoved,
     Record,
 )
-from postbackd.integrations import IntegrationError
 
-# Ids of apps and networks: letters, digits, and . _ - after the first character.
-ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-# Android package name: at least two dot-separated segments starting with a letter.
-ANDROID_PACKAGE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+")
-# iOS bundle id: reverse-DNS segments of letters, digits and hyphens.
-IOS_BUNDLE_ID = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
-DELIVERY_METHODS = ("all", "network", "network+agency")
+# Arguments that name what a command changes, as opposed to settings.
+_TARGET_ARGS = frozenset({"app_id", "network", "event"})
 
 
-def check_id(value: str, what: str) -> str:
-    if not ID_PATTERN.fullmatch(value):
-        raise CommandError(
-            f"Invalid {what} {value!r}: use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit."
-        )
+def optional(args: dict[str, Any], name: str, kind: type | tuple[type, ...] = str) -> Any:
+    """Return argument ``name`` or None; raise ``CommandError`` when it has the wrong type."""
+    value = args.get(name)
+    if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+        expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise CommandError(f"Invalid {name} {value!r}: expected {expected}.")
     return value
 
 
-def check_bundle_id(platform: str, bundle_id: str) -> str:
-    if platform == "android" and not ANDROID_PACKAGE.fullmatch(bundle_id):
-        raise CommandError(
-            f"Invalid bundle id {bundle_id!r} for android: expected a package name such as 'com.example.app'."
-        )
-    if platform == "ios" and not IOS_BUNDLE_ID.fullmatch(bundle_id):
-        raise CommandError(f"Invalid bundle id {bundle_id!r} for ios: expected a bundle id such as 'com.example.App'.")
-    return bundle_id
+def require_settings(args: dict[str, Any], what: str) -> None:
+    if not any(value is not None and value is not False for name, value in args.items() if name not in _TARGET_ARGS):
+        raise CommandError(f"Nothing to change: give at least one setting. See `postbackd {what} set --help`.")
 
 
-def check_platform(platform: str) -> str:
-    if platform not in ("android", "ios"):
-        raise CommandError(f"Invalid platform {platform!r}: use 'android' or 'ios'.")
-    return platform
+def change(ctx: CommandContext, record: Record, unchanged: bool) -> tuple[list[Record], Any]:
+    """Return ``record`` to append, or nothing when it would not change anything, with its description."""
+    description = describe_change(ctx.config, record, lambda partner: secret_names(ctx.core.catalog, partner))
+    return ([] if unchanged else [record]), {"change": description, "changed": not unchanged}
 
 
-def known_app(ctx: CommandContext, app_id: str) -> AppConfig:
-    app = ctx.config.apps.get(app_id)
-    if app is None:
-        known = ", ".join(sorted(ctx.config.apps)) or "none yet"
-        raise CommandError(f"Unknown app {app_id!r} (registered apps: {known}). Add it with `postbackd app add`.")
-    return app
-
-
-def known_partner(ctx: CommandContext, app_id: str, network: str) -> PartnerConfig:
-    known_app(ctx, app_id)
-    partner = ctx.config.partners.get((app_id, network))
-    if partner is None:
-        raise CommandError(
-            f"Unknown partner {network!r} for app {app_id!r}. Add it with `postbackd partner add {app_id} {network}`."
-        )
-    return partner
+# ---------------------------------------------------------------- apps
 
 
 @command("app.add")
@@ -75,68 +72,170 @@ def app_add(ctx: CommandContext, args: dict[str, Any]) -> tuple[list[Record], An
     app_id = check_id(require(args, "app_id"), "app id")
     if app_id in ctx.config.apps:
         raise CommandError(f"App {app_id!r} exists already. Change it with `postbackd app set {app_id}`.")
-    platform = check_platform(require(args, "platform"))
-    bundle_id = check_bundle_id(platform, require(args, "bundle_id"))
-    name = require(args, "name").strip()
-    if not name:
-        raise CommandError("Invalid name '': give the app's display name.")
-    app = AppConfig(app_id=app_id, platform=platform, bundle_id=bundle_id, name=name)
-    return [AppConfigured(app=app, origin=ctx.origin)], msgspec.to_builtins(app)
+    app = AppConfig(
+        app_id=app_id,
+        platform=require(args, "platform"),
+        bundle_id=require(args, "bundle_id"),
+        name=check_text(require(args, "name"), "app name"),
+    )
+    check_app(app)
+    return change(ctx, AppConfigured(app=app, origin=ctx.origin), unchanged=False)
 
 
-def parse_fields(items: list[str] | dict[str, str] | None) -> dict[str, str]:
-    """Parse repeated NAME=VALUE options into a dict."""
-    if items is None:
-        return {}
-    if isinstance(items, dict):
-        return dict(items)
-    fields: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise CommandError(f"Invalid field {item!r}: use NAME=VALUE, for example url=https://example.com/pb.")
-        fields[name.strip()] = value
-    return fields
+@command("app.set")
+def app_set(ctx: CommandContext, args: dict[str, Any]) -> tuple[list[Record], Any]:
+    current = known_app(ctx.config, require(args, "app_id"))
+    require_settings(args, "app")
+    updates = {name: optional(args, name) for name in ("platform", "bundle_id", "name")}
+    if updates["name"] is not None:
+        updates["name"] = check_text(updates["name"], "app name")
+    app = msgspec.structs.replace(current, **{name: value for name, value in updates.items() if value is not None})
+    check_app(app)
+    return change(ctx, AppConfigured(app=app, origin=ctx.origin), unchanged=app == current)
+
+
+# ---------------------------------------------------------------- partners
+
+
+def apply_partner_settings(current: PartnerConfig, args: dict[str, Any]) -> PartnerConfig:
+    """Return ``current`` with the settings of a ``partner add`` or ``partner set`` command applied."""
+    updates: dict[str, Any] = {}
+    integration = optional(args, "integration")
+    if integration is not None:
+        updates["integration"] = integration
+    for name in ("active", "respect_data_controlled", "apply_countries_to_all_events"):
+        value = optional(args, name, bool)
+        if value is not None:
+            updates[name] = value
+    countries = country_filter_option(args)
+    if countries is not None:
+        updates["countries"] = countries
+
+    fields = dict(current.fields)
+    new_fields = parse_field_options(optional(args, "fields", (list, dict)))
+    removed = optional(args, "remove_fields", list) or []
+    for name in removed:
+        if not isinstance(name, str):
+            raise CommandError(f"Invalid remove_fields entry {name!r}: expected a field name.")
+        if name in new_fields:
+            raise CommandError(
+                f"Conflicting options for network-specific field {name!r}: it is both set with --field "
+                "and removed with --remove-field. Give only one."
+            )
+        if name not in fields:
+            known = ", ".join(sorted(fields)) or "none"
+            raise CommandError(
+                f"Cannot remove network-specific field {name!r} of partner {current.network!r}: it is not set "
+                f"(set fields: {known})."
+            )
+        del fields[name]
+    fields.update(new_fields)
+    if fields != current.fields:
+        updates["fields"] = fields
+
+    return msgspec.structs.replace(current, **updates)
+
+
+def check_partner_with_postbacks(ctx: CommandContext, partner: PartnerConfig) -> None:
+    integration = check_partner(ctx.core.catalog, partner)
+    for postback in ctx.config.postbacks_of(partner.app_id, partner.network):
+        check_postback(integration, postback)
 
 
 @command("partner.add")
 def partner_add(ctx: CommandContext, args: dict[str, Any]) -> tuple[list[Record], Any]:
     app_id = require(args, "app_id")
-    known_app(ctx, app_id)
+    known_app(ctx.config, app_id)
     network = check_id(require(args, "network"), "network")
     if (app_id, network) in ctx.config.partners:
         raise CommandError(
-            f"Partner {network!r} exists already for app {app_id!r}. Change it with `postbackd partner set`."
+            f"Partner {network!r} exists already for app {app_id!r}. "
+            f"Change it with `postbackd partner set {app_id} {network}`."
         )
-    integration_id = args.get("integration") or network
-    try:
-        integration = ctx.core.catalog.get(integration_id)
-    except IntegrationError as exc:
-        raise CommandError(str(exc)) from None
-    fields = parse_fields(args.get("fields"))
-    try:
-        integration.check_fields(fields)
-    except IntegrationError as exc:
-        raise CommandError(str(exc)) from None
-    partner = PartnerConfig(app_id=app_id, network=network, integration=integration.id, fields=fields)
-    return [PartnerConfigured(partner=partner, origin=ctx.origin)], {"app_id": app_id, "network": network}
+    blank = PartnerConfig(app_id=app_id, network=network, integration=optional(args, "integration") or network)
+    if args.get("remove_fields"):
+        raise CommandError("Invalid option --remove-field for a new partner: it has no fields yet.")
+    partner = apply_partner_settings(blank, args)
+    check_partner(ctx.core.catalog, partner)
+    return change(ctx, PartnerConfigured(partner=partner, origin=ctx.origin), unchanged=False)
+
+
+@command("partner.set")
+def partner_set(ctx: CommandContext, args: dict[str, Any]) -> tuple[list[Record], Any]:
+    current = known_partner(ctx.config, require(args, "app_id"), require(args, "network"))
+    require_settings(args, "partner")
+    partner = apply_partner_settings(current, args)
+    check_partner_with_postbacks(ctx, partner)
+    return change(ctx, PartnerConfigured(partner=partner, origin=ctx.origin), unchanged=partner == current)
+
+
+@command("partner.remove")
+def partner_remove(ctx: CommandContext, args: dict[str, Any]) -> tuple[list[Record], Any]:
+    partner = known_partner(ctx.config, require(args, "app_id"), require(args, "network"))
+    record = PartnerRemoved(app_id=partner.app_id, network=partner.network, origin=ctx.origin)
+    records, result = change(ctx, record, unchanged=False)
+    actor = ctx.core.actors.get((partner.app_id, partner.network))
+    result["pending"] = len(actor.pending) if actor is not None else 0
+    return records, result
+
+
+# ---------------------------------------------------------------- postbacks
+
+
+def apply_postback_settings(current: PostbackConfig, args: dict[str, Any]) -> PostbackConfig:
+    """Return ``current`` with the settings of a ``postback add`` or ``postback set`` command applied."""
+    updates: dict[str, Any] = {}
+    delay = optional(args, "delay", (str, int, float))
+    if delay is not None:
+        updates["delay"] = parse_delay(delay)
+    retries = optional(args, "retries", int)
+    if retries is not None:
+        updates["retries"] = retries
+    method = optional(args, "method")
+    if method is not None:
+        updates["method"] = method
+    countries = country_filter_option(args)
+    if countries is not None:
+        updates["countries"] = countries
+    partner_event_name = optional(args, "partner_event_name")
+    if partner_event_name is not None:
+        # An empty name removes the partner event name.
+        updates["partner_event_name"] = partner_event_name.strip() or None
+    return msgspec.structs.replace(current, **updates)
 
 
 @command("postback.add")
 def postback_add(ctx: CommandContext, args: dict[str, Any]) -> tuple[list[Record], Any]:
     app_id = require(args, "app_id")
     network = require(args, "network")
-    known_partner(ctx, app_id, network)
-    event = require(args, "event").strip()
-    if not event:
-        raise CommandError("Invalid event '': give 'install' or a post-install event name.")
-    if (app_id, network, event) in ctx.config.postbacks:
+    partner = known_partner(ctx.config, app_id, network)
+    event = check_text(require(args, "event"), "event name ('install' or a post-install event name)")
+    if ctx.config.postback_for(app_id, network, event) is not None:
         raise CommandError(
             f"Postback {event!r} exists already for partner {network!r} of app {app_id!r}. "
-            f"Change it with `postbackd postback set`."
+            f"Change it with `postbackd postback set {app_id} {network} {event}`."
         )
-    method = args.get("method") or "network"
-    if method not in DELIVERY_METHODS:
-        raise CommandError(f"Invalid delivery method {method!r}: use all, network or network+agency.")
-    postback = PostbackConfig(app_id=app_id, network=network, event=event, method=method)
-    return [PostbackConfigured(postback=postback, origin=ctx.origin)], msgspec.to_builtins(postback)
+    postback = apply_postback_settings(PostbackConfig(app_id=app_id, network=network, event=event), args)
+    check_postback(check_partner(ctx.core.catalog, partner), postback)
+    return change(ctx, PostbackConfigured(postback=postback, origin=ctx.origin), unchanged=False)
+
+
+@command("postback.set")
+def postback_set(ctx: CommandContext, args: dict[str, Any]) -> tuple[list[Record], Any]:
+    app_id = require(args, "app_id")
+    network = require(args, "network")
+    current = known_postback(ctx.config, app_id, network, require(args, "event"))
+    require_settings(args, "postback")
+    postback = apply_postback_settings(current, args)
+    partner = ctx.config.partners[(app_id, network)]
+    check_postback(check_partner(ctx.core.catalog, partner), postback)
+    return change(ctx, PostbackConfigured(postback=postback, origin=ctx.origin), unchanged=postback == current)
+
+
+@command("postback.remove")
+def postback_remove(ctx: CommandContext, args: dict[str, Any]) -> tuple[list[Record], Any]:
+    postback = known_postback(ctx.config, require(args, "app_id"), require(args, "network"), require(args, "event"))
+    record = PostbackRemoved(
+        app_id=postback.app_id, network=postback.network, event=postback.event, origin=ctx.origin
+    )
+    return change(ctx, record, unchanged=False)

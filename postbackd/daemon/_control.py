@@ -20,7 +20,13 @@ from typing import Any
 import msgspec
 import trio
 
-from postbackd.daemon import _config_commands, _status_commands  # noqa: F401  (they register handlers)
+from postbackd.daemon import (  # noqa: F401  (they register handlers)
+    _config_commands,
+    _config_history,
+    _config_io,
+    _config_views,
+    _status_commands,
+)
 from postbackd.daemon._commands import HANDLERS, CommandContext, CommandError, Request
 from postbackd.daemon._core import Core
 from postbackd.daemon._lines import Oversized, read_line_batches

@@ -1,0 +1,102 @@
+"""``config history``: every configuration change in the log, with when, who and what.
+
+The history is read from the log itself, so it covers every change since the
+log began. Each entry has the record's received time, the uid and pid of the
+control socket peer that sent it, the command, and a description of the
+change against the configuration just before it. Secret network-specific
+field values are masked, by the secret flags of the catalog loaded now.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import trio
+
+from postbackd.actors import ConfigState
+from postbackd.daemon._commands import CommandContext, CommandError, command
+from postbackd.daemon._config_checks import secret_names
+from postbackd.daemon._config_describe import describe_change
+from postbackd.daemon._config_views import mask_fields
+from postbackd.eventlog import CONFIG_RECORDS, PartnerConfigured, Record, connect, decode_record
+from postbackd.integrations import Catalog
+
+# Log ``kind`` values of the configuration records.
+CONFIG_KINDS = tuple(record_type.__struct_config__.tag for record_type in CONFIG_RECORDS)
+
+
+def format_time(received: float) -> str:
+    return datetime.fromtimestamp(received, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def masked_record(record: Record, catalog: Catalog) -> dict[str, Any]:
+    data = msgspec.to_builtins(record)
+    data.pop("origin", None)
+    if isinstance(record, PartnerConfigured):
+        data["partner"]["fields"] = mask_fields(record.partner.fields, secret_names(catalog, record.partner))
+    return data
+
+
+def record_app(record: Record) -> str:
+    for name in ("app", "partner", "postback"):
+        nested = getattr(record, name, None)
+        if nested is not None:
+            return nested.app_id
+    return getattr(record, "app_id", "")
+
+
+def read_history(path: Path, catalog: Catalog, app_id: str | None = None, limit: int | None = None) -> list[dict]:
+    """Read the configuration changes of the log at ``path``, oldest first.
+
+    With ``app_id``, only changes of that app; with ``limit``, only the last
+    ``limit`` of them.
+    """
+    # NOTE: the log has no index on kind, so this scans every record. That
+    # takes seconds on a log of millions of events; it runs in a worker thread.
+    conn = connect(path, readonly=True)
+    try:
+        placeholders = ",".join("?" * len(CONFIG_KINDS))
+        rows = conn.execute(
+            f"SELECT seq, received, body FROM log WHERE kind IN ({placeholders}) ORDER BY seq", CONFIG_KINDS
+        )
+        state = ConfigState()
+        entries = []
+        for seq, received, body in rows:
+            record = decode_record(body)
+            description = describe_change(state, record, lambda partner: secret_names(catalog, partner))
+            state.apply(seq, record)
+            if app_id is not None and record_app(record) != app_id:
+                continue
+            origin = record.origin
+            entries.append({
+                "seq": seq,
+                "received": received,
+                "time": format_time(received),
+                "uid": origin.uid,
+                "pid": origin.pid,
+                "command": origin.command,
+                "kind": record.__struct_config__.tag,
+                "change": description,
+                "record": masked_record(record, catalog),
+            })
+    finally:
+        conn.close()
+    if limit is not None:
+        entries = entries[-limit:] if limit else []
+    return entries
+
+
+@command("config.history")
+async def config_history(ctx: CommandContext, args: dict[str, Any]) -> tuple[list[Record], Any]:
+    app_id = args.get("app_id")
+    if app_id is not None and app_id not in ctx.config.apps:
+        known = ", ".join(sorted(ctx.config.apps)) or "none yet"
+        raise CommandError(f"Unknown app {app_id!r} (registered apps: {known}).")
+    limit = args.get("limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise CommandError(f"Invalid limit {limit!r}: expected a whole number of changes, 0 or more.")
+    entries = await trio.to_thread.run_sync(read_history, ctx.core.log.path, ctx.core.catalog, app_id, limit)
+    return [], entries
