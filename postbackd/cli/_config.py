@@ -1,67 +1,96 @@
-"""``postbackd app``, ``partner`` and ``postback``: configuration commands."""
+"""``postbackd config``: the whole configuration, its history, export and import."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
 from postbackd.cli._client import ControlClient
-from postbackd.cli._options import socket_dir_option
+from postbackd.cli._config_output import echo_json, user_name
+from postbackd.cli._options import json_option, socket_dir_option
+from postbackd.cli._partners import format_partner
+from postbackd.cli._table import format_table
 
 
 @click.group()
-def app() -> None:
-    """Register and change apps."""
+def config() -> None:
+    """Show, audit, export and import the configuration of apps, partners and postbacks."""
 
 
-@app.command("add")
-@click.argument("app_id")
-@click.option("--platform", type=click.Choice(["android", "ios"]), required=True, help="The app's platform.")
-@click.option("--bundle-id", required=True, help="Android package name or iOS bundle id, e.g. com.example.app.")
-@click.option("--name", required=True, help="The app's display name, available as {app_name}.")
+@config.command("show")
+@json_option
 @socket_dir_option
-def app_add(app_id: str, platform: str, bundle_id: str, name: str, socket_dir: Path) -> None:
-    """Register app APP_ID."""
+def config_show(as_json: bool, socket_dir: Path) -> None:
+    """Show every app, partner and postback as rebuilt from the event log; secret fields show as ***."""
     with ControlClient(socket_dir) as client:
-        client.call("app.add", app_id=app_id, platform=platform, bundle_id=bundle_id, name=name)
-    click.echo(f"added app {app_id}")
+        shown = client.call("config.show")
+    if as_json:
+        echo_json(shown)
+        return
+    click.echo(f"configuration as of log position {shown['seq']}")
+    if not shown["apps"]:
+        click.echo("no apps yet: add one with `postbackd app add`")
+    for app in shown["apps"]:
+        click.echo()
+        click.echo(f"app {app['app_id']}: {app['platform']}, {app['bundle_id']}, {json.dumps(app['name'], ensure_ascii=False)}")
+        for partner in app["partners"]:
+            click.echo()
+            click.echo(format_partner(partner, indent="  "))
 
 
-@click.group()
-def partner() -> None:
-    """Add and change an app's ad-network partners."""
-
-
-@partner.command("add")
-@click.argument("app_id")
-@click.argument("network")
-@click.option("--integration", help="Integration id; defaults to NETWORK. Use 'custom' for your own URL template.")
-@click.option("--field", "fields", multiple=True, metavar="NAME=VALUE",
-              help="A network-specific field, e.g. url=https://example.com/pb?id={event_id}. Repeatable.")
+@config.command("history")
+@click.option("--app", "app_id", metavar="APP_ID", help="Only the changes of this app.")
+@click.option("--limit", type=click.IntRange(min=0), metavar="N", help="Only the last N changes.")
+@json_option
 @socket_dir_option
-def partner_add(app_id: str, network: str, integration: str | None, fields: tuple[str, ...], socket_dir: Path) -> None:
-    """Add partner NETWORK to app APP_ID."""
+def config_history(app_id: str | None, limit: int | None, as_json: bool, socket_dir: Path) -> None:
+    """List every configuration change: when (UTC), who (uid and pid of the sender) and what changed."""
     with ControlClient(socket_dir) as client:
-        client.call("partner.add", app_id=app_id, network=network, integration=integration, fields=list(fields))
-    click.echo(f"added partner {network} to app {app_id}")
+        entries = client.call("config.history", app_id=app_id, limit=limit)
+    if as_json:
+        echo_json(entries)
+        return
+    rows = [[e["seq"], e["time"], user_name(e["uid"]), e["pid"], e["change"]] for e in entries]
+    click.echo(format_table(["seq", "time", "user", "pid", "change"], rows))
 
 
-@click.group()
-def postback() -> None:
-    """Add and change a partner's postbacks."""
-
-
-@postback.command("add")
-@click.argument("app_id")
-@click.argument("network")
-@click.argument("event")
-@click.option("--method", type=click.Choice(["all", "network", "network+agency"]), default=None,
-              help="Delivery method: every event (all), only what NETWORK won (network), or also its agencies' "
-                   "(network+agency). Default: network.")
+@config.command("export")
+@click.option("--show-secrets", is_flag=True,
+              help="Write secret network-specific fields in clear text instead of ***. Keep such a file private.")
 @socket_dir_option
-def postback_add(app_id: str, network: str, event: str, method: str | None, socket_dir: Path) -> None:
-    """Send EVENT ('install' or an event name) of APP_ID to partner NETWORK."""
+def config_export(show_secrets: bool, socket_dir: Path) -> None:
+    """Write the whole configuration as TOML to standard output, e.g. `postbackd config export > config.toml`."""
     with ControlClient(socket_dir) as client:
-        client.call("postback.add", app_id=app_id, network=network, event=event, method=method)
-    click.echo(f"added postback {event} for partner {network} of app {app_id}")
+        exported = client.call("config.export", show_secrets=show_secrets or None)
+    click.echo(exported["toml"], nl=False)
+
+
+@config.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Print the changes without making them.")
+@socket_dir_option
+def config_import(file: Path, dry_run: bool, socket_dir: Path) -> None:
+    """Change the configuration to match FILE, a TOML file as written by `config export`.
+
+    The changes are printed, then appended to the event log in one
+    transaction. Apps, partners and postbacks that FILE leaves out are
+    removed, except apps, which cannot be removed. A secret field written as
+    *** keeps its current value.
+    """
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"Cannot read {file}: {exc}. Give a UTF-8 TOML file.") from None
+    with ControlClient(socket_dir) as client:
+        result = client.call("config.import", toml=text, source=str(file), dry_run=dry_run or None)
+    changes = result["changes"]
+    for change in changes:
+        click.echo(change)
+    if not changes:
+        click.echo(f"no changes: the configuration matches {file}")
+    elif dry_run:
+        click.echo(f"dry run: {len(changes)} change(s) listed, nothing appended")
+    else:
+        click.echo(f"imported {len(changes)} change(s) from {file}")

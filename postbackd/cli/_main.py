@@ -5,7 +5,11 @@ from __future__ import annotations
 import click
 
 from postbackd import __version__
-from postbackd.cli._config import app, partner, postback
+from postbackd.cli._apps import app
+from postbackd.cli._config import config
+from postbackd.cli._integrations import integrations
+from postbackd.cli._partners import partner
+from postbackd.cli._postbacks import postback
 from postbackd.cli._receiver import receiver
 from postbackd.cli._run import run
 from postbackd.cli._send import send
@@ -23,5 +27,7 @@ main.add_command(send)
 main.add_command(app)
 main.add_command(partner)
 main.add_command(postback)
+main.add_command(integrations)
+main.add_command(config)
 main.add_command(status)
 main.add_command(receiver)
