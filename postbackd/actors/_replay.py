@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from postbackd.actors._config import ConfigState
 from postbackd.actors._devices import DecisionEngine
+from postbackd.actors._failed import FailedIndex
 from postbackd.eventlog import Attempted, Decided, Decision, Event, Record, ResendRequested
 
 
@@ -71,6 +72,7 @@ class Replayer:
         self.config = ConfigState()
         self.engine = DecisionEngine()
         self.pending: dict[str, PendingPostback] = {}
+        self.failed = FailedIndex()
         self.undecided: deque[UndecidedEvent] = deque()
         self.last_seq = 0
         self.on_decided = on_decided
@@ -85,8 +87,10 @@ class Replayer:
                 self._decided(record)
             case Attempted():
                 self._attempted(record)
+                self.failed.apply(record)
             case ResendRequested():
                 self._resend(record, received)
+                self.failed.apply(record)
             case _:
                 if self.undecided:
                     # Events still waiting keep the config of their position.
