@@ -7,6 +7,7 @@ import click
 from postbackd import __version__
 from postbackd.cli._apps import app
 from postbackd.cli._config import config
+from postbackd.cli._deliveries import deliveries, resend
 from postbackd.cli._integrations import integrations
 from postbackd.cli._partners import partner
 from postbackd.cli._postbacks import postback
@@ -30,4 +31,6 @@ main.add_command(postback)
 main.add_command(integrations)
 main.add_command(config)
 main.add_command(status)
+main.add_command(deliveries)
+main.add_command(resend)
 main.add_command(receiver)

@@ -25,6 +25,7 @@ from postbackd.daemon import (  # noqa: F401  (they register handlers)
     _config_history,
     _config_io,
     _config_views,
+    _delivery_commands,
     _status_commands,
 )
 from postbackd.daemon._commands import HANDLERS, CommandContext, CommandError, Request
