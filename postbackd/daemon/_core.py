@@ -22,22 +22,34 @@ from postbackd.actors import ConfigState, DecisionEngine
 from postbackd.actors._delivery import DeliveryActor, PermanentError, PreparedRequest
 from postbackd.actors._failed import FailedIndex
 from postbackd.actors._replay import PendingPostback, Replayer
+from postbackd.actors._snapshot import (
+    ActorState,
+    Counters,
+    InFlightDecision,
+    PartnerCounters,
+    capture_live,
+    load_latest,
+    restore,
+)
 from postbackd.eventlog import (
     Append,
     Attempted,
     Decided,
     Event,
     EventLog,
+    LogError,
     PartnerConfigured,
     PartnerRemoved,
     Record,
     ResendRequested,
     connect,
     decode_record,
+    last_seq,
     log_path,
     log_size,
     read_from,
 )
+from postbackd.daemon._attempt_window import AttemptWindow
 from postbackd.daemon._logging import RateLimitedLog
 from postbackd.integrations import Catalog, IntegrationError, RenderError, build_macros, mask_secrets
 
@@ -130,20 +142,44 @@ class Core:
         self.started = time.time()
         self.events_received: dict[str, int] = {}
         self.stats: dict[tuple[str, str], PartnerStats] = {}
+        self.recent = AttemptWindow()
+        # Decided events whose Decided record is not yet committed, by log
+        # position. A snapshot stores them as undecided, with the device
+        # states from before them. Every append must go through this core,
+        # or snapshots miss records.
+        self.in_flight: dict[int, InFlightDecision] = {}
+        # Highest sequence number whose commit has been reported to the core.
+        self.reported_seq = 0
+        # Appends whose commit is reported but whose caller has not resumed.
+        self._resuming = 0
+        # Log position of the newest snapshot saved or restored, 0 for none.
+        self.snapshot_seq = 0
 
     # ------------------------------------------------------------ start-up
 
     def rebuild(self) -> list:
-        """Rebuild state from the whole log; return the events that still need decisions."""
-        replayer = Replayer(fetch_event=self.fetch_event)
+        """Rebuild state from the newest usable snapshot and the log after it.
+
+        Returns the events that still need decisions.
+        """
+        restored = load_latest(self.reader, log_end=last_seq(self.reader))
+        if restored is None:
+            replayer = Replayer(fetch_event=self.fetch_event)
+        else:
+            state, row = restored
+            self._restore_counters(state.counters)
+            replayer = restore(state, fetch_event=self.fetch_event)
+            self.snapshot_seq = row.seq
+            logger.info("restored the snapshot of log position %d; replaying the records after it", row.seq)
         count = 0
-        for seq, received, record in read_from(self.reader):
+        for seq, received, record in read_from(self.reader, after=replayer.last_seq):
             replayer.feed(seq, received, record)
             self._count(record)
             count += 1
         self.config = replayer.config
         self.engine = replayer.engine
         self.processed_seq = replayer.last_seq
+        self.reported_seq = replayer.last_seq
         self._rebuilt_pending = list(replayer.pending.values())
         self.failed = replayer.failed
         undecided = replayer.take_undecided()
@@ -190,13 +226,36 @@ class Core:
         batch = [(seq, append.received, append.record) for seq, append in zip(seqs, appends) if seq is not None]
         if batch:
             self._backlog += len(batch)
+            self.reported_seq = max(self.reported_seq, batch[-1][0])
             self._send.send_nowait(batch)
 
     async def append(self, appends: list[Append]) -> list[int | None]:
-        """Append records, wait for the commit and hand them to the decision loop."""
-        seqs = await self.log.append(appends)
-        self.committed(seqs, appends)
-        return seqs
+        """Append records, wait for the commit and hand them to the decision loop.
+
+        The records reach the decision loop from the commit callback, as
+        submitted ones do, and not when this task resumes: that keeps the
+        loop's input in sequence order.
+        """
+        done = trio.Event()
+        result: list[int | None] = []
+        waiting = True
+
+        def finished(seqs: list[int | None]) -> None:
+            result.extend(seqs)
+            if waiting:
+                self._resuming += 1
+            done.set()
+
+        self.submit(appends, finished)
+        try:
+            await done.wait()
+        finally:
+            waiting = False
+            if done.is_set():
+                self._resuming -= 1
+        if appends and not result:
+            raise LogError(f"Appending to the event log {self.log.path} failed; the daemon log has the error.")
+        return result
 
     def submit(self, appends: list[Append], callback: Callable[[list[int | None]], None]) -> None:
         """Queue records for the next group commit without waiting."""
@@ -239,6 +298,9 @@ class Core:
                 self.failed.apply(record)
                 self._resend(record, received)
             case _:
+                if self.in_flight:
+                    # In-flight decisions keep the configuration of their position.
+                    self.config = self.config.copy()
                 self.config.apply(seq, record)
                 if isinstance(record, PartnerConfigured):
                     self._ensure_actor(record.partner.app_id, record.partner.network)
@@ -250,9 +312,9 @@ class Core:
 
     def _decide(self, seq: int, received: float, event: Event, config: ConfigState) -> None:
         decisions = self.engine.decide(config, event, received)
+        self.in_flight[seq] = InFlightDecision(self.engine, seq, received, event, config)
         self.engine.apply(event, decisions)
         record = Decided(event_seq=seq, app=event.app, event_id=event.id, decisions=decisions)
-        self._count(record)
         self._decided.append(Append(record, dedup_key=decided_dedup_key(seq)))
         for decision in decisions:
             if decision.outcome == "scheduled" and decision.due is not None:
@@ -266,9 +328,14 @@ class Core:
         """
         if not self._decided:
             return
+        decided = self._decided
         scheduled = self._scheduled
 
         def done(seqs: list[int | None]) -> None:
+            for append in decided:
+                self._count(append.record)
+                self.in_flight.pop(append.record.event_seq, None)
+            self.reported_seq = max([self.reported_seq, *(s for s in seqs if s is not None)])
             for pending in scheduled:
                 self._hand_over(pending)
 
@@ -360,6 +427,7 @@ class Core:
                     self._stats(app, decision.network).count_decision(decision.outcome)
             case Attempted(app=app, network=network, outcome=outcome):
                 self._stats(app, network).count_attempt(outcome)
+                self.recent.add(app, network, record.started + record.duration, outcome, record.duration)
 
     def _stats(self, app: str, network: str) -> PartnerStats:
         stats = self.stats.get((app, network))
@@ -394,6 +462,41 @@ class Core:
             "partners": partners,
             "apps": [{"app": app, "events": self.events_received.get(app, 0)} for app in sorted(self.config.apps)],
         }
+
+    # ------------------------------------------------------------ snapshots
+
+    def snapshot_state(self) -> ActorState | None:
+        """Capture the state as of ``reported_seq``, or return None when the core is not settled.
+
+        Settled means that the decision loop has handled every reported
+        record and every appending task has resumed, so the state reflects
+        exactly the records up to ``reported_seq``, plus the in-flight
+        decisions that the snapshot undoes. The captured state shares live
+        objects: encode it before the next checkpoint.
+        """
+        if self._backlog or self._resuming or self._decided:
+            return None
+        pending = [p for actor in self.actors.values() for p in actor.pending.values()]
+        pending.extend(getattr(self, "_rebuilt_pending", ()))
+        counters = Counters(
+            events=dict(self.events_received),
+            partners=[
+                PartnerCounters(app, network, s.scheduled, s.suppressed, s.delivered, s.failed, s.retried)
+                for (app, network), s in sorted(self.stats.items())
+            ],
+            recent=self.recent.to_buckets(),
+        )
+        return capture_live(
+            self.reported_seq, self.config, self.engine, self.in_flight.values(), pending, self.failed, counters
+        )
+
+    def _restore_counters(self, counters: Counters) -> None:
+        self.events_received = dict(counters.events)
+        for item in counters.partners:
+            stats = self._stats(item.app, item.network)
+            stats.scheduled, stats.suppressed, stats.retried = item.scheduled, item.suppressed, item.retried
+            stats.delivered, stats.failed = item.delivered, item.failed
+        self.recent = AttemptWindow.from_buckets(counters.recent)
 
     async def wait_idle(self) -> None:
         """Wait until no delivery actor has a request in flight."""

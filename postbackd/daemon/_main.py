@@ -22,6 +22,7 @@ import trio
 from postbackd.daemon._control import ControlServer
 from postbackd.daemon._core import Core, CoreSettings
 from postbackd.daemon._ingest import IngestServer
+from postbackd.daemon._snapshot_task import run_snapshots
 from postbackd.eventlog import EventLog, log_path
 from postbackd.integrations import load_catalog
 
@@ -112,6 +113,9 @@ async def run_daemon(settings, *, task_status: trio.TaskStatus[dict] = trio.TASK
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             async with trio.open_nursery() as core_nursery:
                 await core_nursery.start(core.run, undecided)
+                core_nursery.start_soon(
+                    run_snapshots, core, settings.snapshot_every_records, settings.snapshot_every_seconds
+                )
                 async with trio.open_nursery() as server_nursery:
                     async with trio.open_nursery() as connections:
                         server_nursery.start_soon(_serve, ingest_listener, ingest.handle, connections)
