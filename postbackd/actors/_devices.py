@@ -39,8 +39,8 @@ class DecisionEngine:
     """Decides the postbacks of each event and keeps the device state they depend on.
 
     ``devices`` maps (app id, device id) to a ``DeviceState``. A device gets a
-    state with its first install or reengagement. Ordinary
-    events change no state, and a SessionBegin event only uses a window.
+    state with its first install or reengagement. Ordinary events change no
+    state, and a SessionBegin event only uses a window.
     """
 
     def __init__(self) -> None:
