@@ -51,6 +51,9 @@ _ERROR_MAP: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
     (httpcore.ProtocolError, httpx.ProtocolError),
 )
 
+# The well-known NAT64 prefix (RFC 6052): its last 32 bits are an IPv4 address.
+_NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
+
 # Resolves a host name and port to IP address strings.
 Resolve = Callable[[str, int], Awaitable[list[str]]]
 
@@ -66,13 +69,16 @@ class NameResolutionError(httpcore.ConnectError):
 def non_public_kind(address: str) -> str | None:
     """Return why an IP address is not public ("loopback", "private", ...), or None when it is public.
 
-    IPv4 addresses embedded in IPv6 ones (IPv4-mapped and 6to4) are checked
-    as the IPv4 address they lead to. Raises ValueError for text that is not
-    an IP address.
+    IPv4 addresses embedded in IPv6 ones (IPv4-mapped, 6to4 and the NAT64
+    prefix 64:ff9b::/96 that DNS64 resolvers return) are checked as the IPv4
+    address they lead to. Raises ValueError for text that is not an IP
+    address.
     """
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address):
         embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip in _NAT64_PREFIX:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
         if embedded is not None:
             return non_public_kind(str(embedded))
     if ip.is_unspecified:
@@ -116,13 +122,20 @@ class PublicEndpointBackend(httpcore.AsyncNetworkBackend):
 
     All addresses of a host are checked before any is connected to, so a
     name that resolves to one public and one private address is rejected
-    instead of working only some of the time.
+    instead of working only some of the time. ``inner`` opens the
+    connection to a checked address; it defaults to httpcore's trio backend.
     """
 
-    def __init__(self, *, allow_private: bool = False, resolve: Resolve = resolve_host) -> None:
+    def __init__(
+        self,
+        *,
+        allow_private: bool = False,
+        resolve: Resolve = resolve_host,
+        inner: httpcore.AsyncNetworkBackend | None = None,
+    ) -> None:
         self.allow_private = allow_private
         self._resolve = resolve
-        self._inner = httpcore.TrioBackend()
+        self._inner = inner or httpcore.TrioBackend()
 
     async def connect_tcp(
         self,
