@@ -13,7 +13,7 @@ from typing import Any
 from postbackd.actors import ConfigState
 from postbackd.daemon._commands import CommandError
 from postbackd.daemon._inputs import InputError, normalize_country
-from postbackd.daemon._settings import format_duration, parse_duration
+from postbackd.daemon._settings import DURATION_FORMS, format_duration, parse_duration
 from postbackd.eventlog import AppConfig, CountryFilter, PartnerConfig, PostbackConfig
 from postbackd.integrations import Catalog, Integration, IntegrationError
 
@@ -231,6 +231,20 @@ def country_filter_option(args: Mapping[str, Any]) -> CountryFilter | None:
     return CountryFilter(mode=mode, countries=parse_countries(args[mode], "--" + mode.replace("_", "-")))
 
 
+def country_filter_entry(block: list[str] | None, allow_only: list[str] | None) -> CountryFilter:
+    """Return the country filter of an import file entry with optional ``block`` and ``allow_only`` keys."""
+    if block and allow_only:
+        raise CommandError(
+            "Conflicting keys block and allow_only: a country filter is either a block list or an allow list. "
+            "Keep one of them."
+        )
+    if allow_only:
+        return CountryFilter(mode="allow_only", countries=parse_countries(allow_only, "allow_only"))
+    if block:
+        return CountryFilter(mode="block", countries=parse_countries(block, "block"))
+    return CountryFilter()
+
+
 def describe_countries(country_filter: CountryFilter) -> str:
     if country_filter.mode == "allow_only":
         return "allow only " + ",".join(country_filter.countries)
@@ -251,8 +265,11 @@ def parse_delay(value: str | float | int) -> float:
     if isinstance(value, str):
         try:
             seconds = parse_duration(value)
-        except ValueError as exc:
-            raise CommandError(f"Invalid delivery delay: {exc}") from None
+        except ValueError:
+            hint = f" Add a unit, e.g. '{value.strip()}s'." if re.fullmatch(r"\s*[0-9.]+\s*", value) else ""
+            raise CommandError(
+                f"Invalid delivery delay {value!r}: expected {DURATION_FORMS}, up to 24h.{hint}"
+            ) from None
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
     else:

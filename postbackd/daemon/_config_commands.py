@@ -54,7 +54,12 @@ def optional(args: dict[str, Any], name: str, kind: type | tuple[type, ...] = st
 
 
 def require_settings(args: dict[str, Any], what: str) -> None:
-    if not any(value is not None and value is not False for name, value in args.items() if name not in _TARGET_ARGS):
+    """Raise ``CommandError`` unless ``args`` set at least one setting; ``allow_all`` false sets none."""
+    given = [
+        name for name, value in args.items()
+        if name not in _TARGET_ARGS and value not in (None, []) and not (name == "allow_all" and value is False)
+    ]
+    if not given:
         raise CommandError(f"Nothing to change: give at least one setting. See `postbackd {what} set --help`.")
 
 

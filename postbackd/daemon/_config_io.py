@@ -30,7 +30,7 @@ from postbackd.daemon._config_checks import (
     check_event,
     check_partner,
     check_postback,
-    country_filter_option,
+    country_filter_entry,
     parse_delay,
     parse_field_options,
     secret_names,
@@ -225,8 +225,7 @@ class _Importer:
                 fields=self._fields(app_id, network, entry),
                 active=entry.active,
                 respect_data_controlled=entry.respect_data_controlled,
-                countries=country_filter_option({"block": entry.block, "allow_only": entry.allow_only})
-                or CountryFilter(),
+                countries=country_filter_entry(entry.block, entry.allow_only),
                 apply_countries_to_all_events=entry.apply_countries_to_all_events,
             )
             integration = check_partner(self.catalog, partner)
@@ -244,9 +243,7 @@ class _Importer:
                     delay=parse_delay(postback_entry.delay),
                     retries=postback_entry.retries,
                     method=postback_entry.method,
-                    countries=country_filter_option(
-                        {"block": postback_entry.block, "allow_only": postback_entry.allow_only}
-                    ) or CountryFilter(),
+                    countries=country_filter_entry(postback_entry.block, postback_entry.allow_only),
                     partner_event_name=postback_entry.partner_event_name,
                 )
                 if integration is not None:
