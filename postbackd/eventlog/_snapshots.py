@@ -81,7 +81,8 @@ def iter_snapshots(conn: sqlite3.Connection, at_or_before: int | None = None) ->
     ).fetchall()
     for (snapshot_id,) in ids:
         row = conn.execute(
-            "SELECT id, seq, created, version, checksum, body FROM snapshots WHERE id = ?", (snapshot_id,)
+            "SELECT id, seq, created, version, checksum, CAST(body AS BLOB) FROM snapshots WHERE id = ?",
+            (snapshot_id,),
         ).fetchone()
         if row is not None:
             yield SnapshotRow(*row)

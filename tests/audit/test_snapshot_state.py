@@ -24,6 +24,7 @@ from postbackd.actors._snapshot import (
 from postbackd.eventlog import Attempted, Decided, Event, ResendRequested
 from postbackd.eventlog._snapshots import SnapshotRow, snapshot_checksum
 
+from .helpers import replay_view
 from .logsim import simulate
 
 SEEDS = range(6)
@@ -45,24 +46,7 @@ def replay(records, upto: int | None = None) -> Replayer:
     return replayer
 
 
-def config_view(config: ConfigState) -> tuple:
-    return config.seq, dict(config.apps), dict(config.partners), dict(config.postbacks)
-
-
-def view(replayer: Replayer) -> dict:
-    """Everything a replay rebuilds, in comparable form."""
-    return {
-        "seq": replayer.last_seq,
-        "config": config_view(replayer.config),
-        "device_count": len(replayer.engine.devices),
-        "devices": {key: msgspec.to_builtins(state) for key, state in replayer.engine.devices.items()},
-        "pending": {
-            pid: (p.event_seq, p.event, p.decision, p.due, p.attempt, p.round_start, p.manual)
-            for pid, p in replayer.pending.items()
-        },
-        "undecided": [(u.seq, u.received, u.event, config_view(u.config)) for u in replayer.undecided],
-        "failed": {pid: tuple(getattr(f, name) for name in f.__slots__) for pid, f in replayer.failed.by_id.items()},
-    }
+view = replay_view
 
 
 def stored(state, seq: int, version: int = SNAPSHOT_VERSION) -> SnapshotRow:
