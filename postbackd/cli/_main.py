@@ -6,6 +6,7 @@ import click
 
 from postbackd import __version__
 from postbackd.cli._apps import app
+from postbackd.cli._audit import audit_command
 from postbackd.cli._config import config
 from postbackd.cli._deliveries import deliveries, resend
 from postbackd.cli._integrations import integrations
@@ -31,6 +32,7 @@ main.add_command(postback)
 main.add_command(integrations)
 main.add_command(config)
 main.add_command(status)
+main.add_command(audit_command)
 main.add_command(deliveries)
 main.add_command(resend)
 main.add_command(receiver)
