@@ -10,24 +10,17 @@ from typing import Any
 import click
 import msgspec
 
+from postbackd.daemon._settings import default_data_dir
+
 INGEST_SOCKET = "ingest.sock"
 CONTROL_SOCKET = "control.sock"
-
-
-def default_data_dir() -> Path:
-    """``$POSTBACKD_DATA_DIR``, else ``$XDG_STATE_HOME/postbackd``, else ``~/.local/state/postbackd``."""
-    explicit = os.environ.get("POSTBACKD_DATA_DIR")
-    if explicit:
-        return Path(explicit)
-    state_home = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(state_home) / "postbackd"
 
 
 def default_socket_dir(data_dir: Path | None = None) -> Path:
     """``$POSTBACKD_SOCKET_DIR``, else the data dir."""
     explicit = os.environ.get("POSTBACKD_SOCKET_DIR")
     if explicit:
-        return Path(explicit)
+        return Path(explicit).expanduser()
     return data_dir if data_dir is not None else default_data_dir()
 
 

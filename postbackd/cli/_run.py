@@ -11,6 +11,7 @@ import trio
 from postbackd.daemon._logging import setup_logging
 from postbackd.daemon._main import DaemonError, run_daemon
 from postbackd.daemon._settings import SettingsError, load_settings, settings_to_toml
+from postbackd.daemon._systemd import ServiceSetupError
 from postbackd.eventlog import LogError
 from postbackd.integrations import IntegrationError
 
@@ -34,8 +35,10 @@ from postbackd.integrations import IntegrationError
               help="Allow postbacks to loopback, private and link-local addresses (for tests and local tries).")
 @click.option("--shutdown-grace", default=None, metavar="DURATION",
               help="How long in-flight requests may finish on SIGTERM/SIGINT. Default: 10s.")
-@click.option("--control-group", default=None, help="Group allowed on control.sock (mode 0660); default 0600.")
-@click.option("--ingest-group", default=None, help="Group allowed on ingest.sock (mode 0660); default 0600.")
+@click.option("--control-group", default=None,
+              help="Group given control.sock with mode 0660 when the daemon binds it. Default: none, mode 0600.")
+@click.option("--ingest-group", default=None,
+              help="Group given ingest.sock with mode 0660 when the daemon binds it. Default: none, mode 0600.")
 @click.option("--log-level", default=None, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
               help="Lowest level logged. Default: INFO.")
 @click.option("--print-config", is_flag=True, help="Print the effective settings as TOML and exit.")
@@ -51,7 +54,7 @@ def run(config_path: Path | None, print_config: bool, **options: object) -> None
     setup_logging(settings.log_level)
     try:
         trio.run(run_daemon, settings)
-    except (DaemonError, LogError, IntegrationError) as exc:
+    except (DaemonError, ServiceSetupError, LogError, IntegrationError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:

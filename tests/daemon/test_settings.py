@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from postbackd.cli._client import default_socket_dir
 from postbackd.daemon._settings import (
     DEFAULT_CONFIG_PATH,
     Settings,
@@ -303,3 +304,13 @@ def test_example_file_values_valid(tmp_path):
         ingest_group="postbackd-ingest",
         control_group="postbackd-admin",
     )
+
+
+def test_cli_default_socket_dir_matches_daemon(monkeypatch, tmp_path):
+    monkeypatch.delenv("POSTBACKD_SOCKET_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("POSTBACKD_DATA_DIR", "~/state")
+    settings = load_settings({}, tmp_path / "absent.toml", config_path_explicit=False)
+
+    assert default_socket_dir() == tmp_path / "state"
+    assert settings.socket_dir == default_socket_dir()
