@@ -86,23 +86,27 @@ def _row(postback: dict[str, Any]) -> list[object]:
 
 
 @click.command()
-@click.option("--pending", "status", flag_value="pending", help="Only postbacks waiting for an attempt, soonest first.")
-@click.option("--failed", "status", flag_value="failed", help="Only failed postbacks, latest failure first.")
-@click.option("--delivered", "status", flag_value="delivered", help="Only delivered postbacks, latest first.")
+@click.option("--pending", is_flag=True, help="Only postbacks waiting for an attempt, soonest first.")
+@click.option("--failed", is_flag=True, help="Only failed postbacks, latest failure first.")
+@click.option("--delivered", is_flag=True, help="Only delivered postbacks, latest first.")
 @click.option("--app", "app_id", default=None, help="Only postbacks of this app.")
 @click.option("--partner", "network", default=None, help="Only postbacks to this network.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
               help="Number of postbacks listed.")
 @json_option
 @socket_dir_option
-def deliveries(status: str | None, app_id: str | None, network: str | None, limit: int, as_json: bool,
-               socket_dir: Path) -> None:
+def deliveries(pending: bool, failed: bool, delivered: bool, app_id: str | None, network: str | None, limit: int,
+               as_json: bool, socket_dir: Path) -> None:
     """List recent postbacks with their attempts: status code, duration and error.
 
     Without --pending, --failed or --delivered, lists the postbacks attempted
     most recently. --json adds every attempt's URL (secrets masked) and the
     first 1 KiB of each response.
     """
+    chosen = [name for name, flag in (("pending", pending), ("failed", failed), ("delivered", delivered)) if flag]
+    if len(chosen) > 1:
+        raise click.UsageError(f"Give at most one of --pending, --failed and --delivered, not {' and '.join(chosen)}.")
+    status = chosen[0] if chosen else None
     with ControlClient(socket_dir) as client:
         result = client.call("deliveries", status=status, app=app_id, network=network, limit=limit)
     if as_json:

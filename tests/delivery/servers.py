@@ -22,6 +22,12 @@ def echo_ok(request: dict) -> Reply:
     return 200, {}, b"ok"
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        # A killed or timed-out client leaves a broken connection behind; that is expected here.
+        pass
+
+
 class ScriptedReceiver:
     """An HTTP server on 127.0.0.1 that records requests and answers with ``reply(request)``."""
 
@@ -61,7 +67,7 @@ class ScriptedReceiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
