@@ -56,9 +56,14 @@ def format_time(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _default_data_dir() -> Path:
-    # The same default as `postbackd run`: the settings file's data_dir, else
-    # $POSTBACKD_DATA_DIR, else the XDG state directory.
+def resolve_data_dir(data_dir: Path | None) -> Path:
+    """Return ``data_dir``, or when it is None the same default as `postbackd run`.
+
+    That is the settings file's data_dir, else $POSTBACKD_DATA_DIR, else the
+    XDG state directory.
+    """
+    if data_dir is not None:
+        return data_dir
     try:
         return load_settings({}, None, config_path_explicit=False).data_dir
     except SettingsError as exc:
@@ -76,9 +81,9 @@ def data_dir_option(function):
     )(function)
 
 
-def open_log(data_dir: Path | None) -> sqlite3.Connection:
-    """Open the event log read-only, or raise ClickException naming the path and the fix."""
-    path = log_path(data_dir if data_dir is not None else _default_data_dir())
+def open_log(data_dir: Path) -> sqlite3.Connection:
+    """Open the event log in ``data_dir`` read-only, or raise ClickException naming the path and the fix."""
+    path = log_path(data_dir)
     try:
         return connect(path, readonly=True)
     except LogError as exc:
@@ -240,7 +245,7 @@ def audit_command(
     )
     if query.since is not None and query.until is not None and query.since > query.until:
         raise click.BadParameter(f"--since {since} is later than --until {until}. Swap them.")
-    conn = open_log(data_dir)
+    conn = open_log(resolve_data_dir(data_dir))
     shown = 0
     try:
         for view in audit(conn, query):

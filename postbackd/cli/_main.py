@@ -13,6 +13,7 @@ from postbackd.cli._integrations import integrations
 from postbackd.cli._partners import partner
 from postbackd.cli._postbacks import postback
 from postbackd.cli._receiver import receiver
+from postbackd.cli._replay import replay
 from postbackd.cli._run import run
 from postbackd.cli._send import send
 from postbackd.cli._status import status
@@ -33,6 +34,7 @@ main.add_command(integrations)
 main.add_command(config)
 main.add_command(status)
 main.add_command(audit_command)
+main.add_command(replay)
 main.add_command(deliveries)
 main.add_command(resend)
 main.add_command(receiver)
