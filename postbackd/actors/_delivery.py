@@ -95,7 +95,7 @@ ShouldLog = Callable[[Hashable, float], tuple[bool, int]]
 
 
 class AttemptResult:
-    """What one attempt got: status code, failure class, error text and the head of the body."""
+    """The result of one attempt: status code, failure class, error text and the head of the body."""
 
     __slots__ = ("status_code", "failure_class", "error", "response_head", "retry_after", "duration")
 
@@ -144,6 +144,9 @@ def classify_error(exc: Exception) -> tuple[str, str]:
         if isinstance(exc.__cause__, NameResolutionError):
             return "dns", str(exc)
         return "connection", f"Connection failed: {exc}."
+    if isinstance(exc, httpx.LocalProtocolError):
+        # h11 rejected the request itself, for example a control character in a header value.
+        return "render_error", f"The request is invalid: {exc}."
     if isinstance(exc, httpx.TransportError):
         return "connection", f"Connection failed: {type(exc).__name__}: {exc}."
     if isinstance(exc, httpx.InvalidURL):
@@ -290,7 +293,7 @@ class DeliveryActor:
                     await self.client.aclose()
 
     def _is_current(self, due: float, pending: PendingPostback) -> bool:
-        """Whether a heap entry still stands for the postback's next attempt.
+        """Return whether a heap entry is still the postback's next attempt.
 
         A resend or a retry pushes a new entry and leaves the old one in the
         heap. An attempt in flight always pushes an entry of its own when it
@@ -377,14 +380,17 @@ class DeliveryActor:
         httpx's own timeouts apply per read or write, so a server that trickles
         bytes could hold a request for ever. The cancel scope bounds the whole
         attempt. When the deadline passes after the status line arrived, the
-        status decides the outcome and the body read so far is kept: the
-        partner has answered, and a retry would send the postback twice.
+        status decides the outcome and the body read so far is kept, because the
+        partner has responded and a retry would send the postback twice.
         """
         clock = trio.current_time()
         with trio.move_on_after(self.attempt_timeout) as scope:
             try:
+                # httpx encodes str header values as ASCII and raises for anything
+                # else, so values are passed as UTF-8 bytes.
+                headers = [(name, value.encode()) for name, value in request.headers]
                 http_request = self.client.build_request(
-                    request.method, request.url, headers=request.headers, content=request.body
+                    request.method, request.url, headers=headers, content=request.body
                 )
                 response = await self.client.send(http_request, stream=True)
                 result.status_code = response.status_code

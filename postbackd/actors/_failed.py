@@ -2,7 +2,7 @@
 
 The daemon keeps this index in memory, rebuilt from the log and updated in
 log order, so that ``resend --failed`` and ``deliveries --failed`` need no
-scan of the log. It holds one small entry per failed postback.
+scan of the log. It keeps one small entry per failed postback.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ STATUSES = ("pending", "failed", "delivered")
 def attempts_of(conn: sqlite3.Connection, postback_id: str) -> list[Attempted]:
     """Return the recorded attempts of a postback, in attempt order."""
     prefix = f"attempt:{postback_id}:"
-    # ';' is the character after ':', so the range holds exactly the keys with the prefix.
+    # ';' is the character after ':', so the range contains exactly the keys with the prefix.
     rows = conn.execute(
         "SELECT body FROM log WHERE dedup_key >= ? AND dedup_key < ?", (prefix, prefix[:-1] + ";")
     ).fetchall()
@@ -120,7 +120,7 @@ def recent_postbacks(
 
 
 def attempt_view(record: Attempted) -> dict[str, Any]:
-    """One attempt for output. ``url``, ``error`` and ``response_head`` were masked when recorded."""
+    """Return one attempt as a dict for output; ``url``, ``error`` and ``response_head`` were masked when recorded."""
     return {
         "attempt": record.attempt,
         "time": record.started,
@@ -138,7 +138,7 @@ def attempt_view(record: Attempted) -> dict[str, Any]:
 
 
 class _Listed:
-    """What memory holds about one listed postback, collected in the trio thread."""
+    """The in-memory state of one listed postback, collected in the trio thread."""
 
     __slots__ = ("postback_id", "app", "network", "event_seq", "status", "due", "in_flight")
 

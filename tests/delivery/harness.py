@@ -54,8 +54,10 @@ class Harness:
         url: str = "https://partner.example/pb",
         client: httpx.AsyncClient | None = None,
         render_error: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
     ) -> None:
         self.handler = handler
+        self.headers = headers or []
         self.retries = retries
         self.secrets = secrets
         self.url = url
@@ -85,7 +87,7 @@ class Harness:
         if self.render_error is not None:
             raise PermanentError("render_error", self.render_error)
         url = f"{self.url}?id={pending.postback_id}"
-        return PreparedRequest("GET", url, [], None, url, self.retries, self.secrets)
+        return PreparedRequest("GET", url, self.headers, None, url, self.retries, self.secrets)
 
     async def _record(self, record: Attempted) -> None:
         self.records.append(record)
@@ -125,7 +127,7 @@ def respond(status: int, headers: dict[str, str] | None = None, body: bytes = b"
 
 
 def respond_in_turn(*statuses: int) -> Handler:
-    """Answer with each status in turn, then repeat the last."""
+    """Respond with each status in turn, then repeat the last."""
     remaining = list(statuses)
 
     async def handler(request: httpx.Request) -> httpx.Response:

@@ -1,5 +1,5 @@
-"""Misbehaving partners on 127.0.0.1: a scripted HTTP receiver, a server that never answers,
-one that trickles its answer, one that resets the connection, and a port nobody listens on."""
+"""Misbehaving partners on 127.0.0.1: a scripted HTTP receiver, a server that never responds,
+one that trickles its response, one that resets the connection, and a port without a listener."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class ScriptedReceiver:
-    """An HTTP server on 127.0.0.1 that records requests and answers with ``reply(request)``."""
+    """An HTTP server on 127.0.0.1 that records requests and responds with ``reply(request)``."""
 
     def __init__(self, reply: Callable[[dict], Reply] = echo_ok) -> None:
         self.reply = reply
@@ -153,13 +153,13 @@ def read_request_head(connection: socket.socket) -> bytes:
 
 
 def hang(connection: socket.socket, stop: threading.Event) -> None:
-    """Read the request and never answer."""
+    """Read the request and never respond."""
     read_request_head(connection)
     stop.wait()
 
 
 def trickle(connection: socket.socket, stop: threading.Event) -> None:
-    """Answer one byte of the status line every 0.1 s, so no single read waits long."""
+    """Send one byte of the status line every 0.1 s, so no single read waits long."""
     read_request_head(connection)
     for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"y" * 10_000:
         if stop.wait(0.1):

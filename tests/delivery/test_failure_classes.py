@@ -201,3 +201,23 @@ async def test_attempt_numbers_continue_across_retries(autojump_clock):
     assert [record.attempt for record in harness.records] == [1, 2, 3]
     ids = {request.url.params["id"] for _, request in harness.requests}
     assert ids == {"pb_0001"}
+
+
+async def test_non_ascii_header_is_sent_as_utf8(autojump_clock):
+    harness = Harness(respond(200), headers=[("X-City", "Zürich")])
+
+    await run_for(harness, [make_pending()], 100)
+
+    assert harness.outcomes() == ["delivered"]
+    assert harness.requests[0][1].headers.raw[-1] == (b"X-City", "Zürich".encode())
+
+
+async def test_invalid_request_fails_at_once(autojump_clock):
+    harness = Harness(raise_error(httpx.LocalProtocolError("Illegal header value b'a\\x01b'")), retries=3)
+
+    await run_for(harness, [make_pending()], LONG)
+
+    assert len(harness.requests) == 1
+    assert harness.records[0].outcome == "failed"
+    assert harness.records[0].failure_class == "render_error"
+    assert harness.records[0].error == "The request is invalid: Illegal header value b'a\\x01b'."

@@ -34,7 +34,7 @@ url = "{base}/ev/{{field.api_key}}?id={{event_id}}"
 
 
 def echo_everything(request: dict) -> tuple[int, dict[str, str], bytes]:
-    """Answer with the whole request, so any secret in it comes back in the response body."""
+    """Respond with the whole request, so any secret in it comes back in the response body."""
     status = 500 if request["query"].get("id") == "i3" else 200
     echoed = json.dumps({"target": request["target"], "headers": request["headers"],
                          "body": request["body"].decode()})
