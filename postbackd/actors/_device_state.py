@@ -135,7 +135,9 @@ class DeviceState(msgspec.Struct, gc=False):
     """The facts about one device that the rules read.
 
     ``install_time`` and ``install`` are both set or both None. Reengagements
-    are sorted by time; reengagements with equal times keep arrival order.
+    are sorted by time, and reengagements with equal times keep arrival order.
+    Every field holds an immutable value that updates replace, never change in
+    place, so a shallow copy keeps the state as it was.
     """
 
     install_time: float | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import msgspec
@@ -288,3 +289,19 @@ def test_devices_keyed_by_app_and_device() -> None:
     assert engine.devices[("app2", "d1")].install_time == T0
     assert ("app2", "d2") not in engine.devices
     assert engine.device("app2", "d2") is None
+
+
+def test_shallow_copy_keeps_old_state() -> None:
+    config = make_config([partner("netA")], [postback("SessionBegin", "netA", method="all")])
+    engine = DecisionEngine()
+    run(engine, config, [install(network="netA"), reengagement(T0 + DAY, "netB"), session(T0 + 2.5 * DAY)])
+    state = engine.device(APP, "d1")
+    assert state is not None
+    saved = copy.copy(state)
+    encoded = msgspec.msgpack.encode(saved)
+
+    run(engine, config, [session(T0 + 3.5 * DAY), reengagement(T0 + 1.5 * DAY, "netA"), install(T0 + 4 * DAY)])
+    run(engine, config, [session(T0 + 1.2 * DAY)])
+
+    assert msgspec.msgpack.encode(saved) == encoded
+    assert saved != state
