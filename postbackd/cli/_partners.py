@@ -172,7 +172,7 @@ def format_partner(shown: dict[str, Any], indent: str = "") -> str:
 
 
 def format_postbacks(postbacks: list[dict[str, Any]], partner_filter_for_all: bool) -> str:
-    """Tabulate postbacks; a postback that uses its partner's country filter says so."""
+    """Format postbacks as a table, with "partner's filter" where a postback uses its partner's country filter."""
     rows = []
     for pb in postbacks:
         uses_partner_filter = pb["event"] == "install" or partner_filter_for_all

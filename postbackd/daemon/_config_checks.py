@@ -28,14 +28,14 @@ CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 PLATFORMS = ("android", "ios")
 DELIVERY_METHODS = ("all", "network", "network+agency")
-# The event name of install postbacks; every other postback is an event postback.
+# The event name of install postbacks. Every other postback is an event postback.
 INSTALL = "install"
-# Longest delivery delay, in seconds. The reference product stops at 10 minutes;
-# a day leaves room for networks that want postbacks batched daily.
+# Maximum delivery delay, in seconds. The reference product offers up to 10
+# minutes, and postbackd allows up to a day.
 MAX_DELAY = 86400.0
-# Most retry attempts after the first attempt.
+# Maximum number of retry attempts after the first attempt.
 MAX_RETRIES = 10
-# Longest app name, event name and partner event name, in characters.
+# Maximum length of an app name, event name or partner event name, in characters.
 MAX_NAME_LENGTH = 512
 
 
@@ -119,7 +119,7 @@ def known_postback(config: ConfigState, app_id: str, network: str, event: str) -
 
 
 def parse_field_options(items: Iterable[str] | Mapping[str, str] | None) -> dict[str, str]:
-    """Parse repeated ``NAME=VALUE`` options into a dict; a mapping is taken as it is."""
+    """Parse repeated ``NAME=VALUE`` options, or a mapping of names to values, into a checked dict."""
     if items is None:
         return {}
     if isinstance(items, Mapping):
@@ -163,7 +163,7 @@ def integration_of(catalog: Catalog, integration_id: str) -> Integration:
 
 
 def check_partner(catalog: Catalog, partner: PartnerConfig) -> Integration:
-    """Check a partner's full state against its integration; return the integration."""
+    """Check a partner's full state against its integration and return the integration."""
     check_id(partner.network, "network")
     integration = integration_of(catalog, partner.integration)
     try:

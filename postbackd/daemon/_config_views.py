@@ -1,8 +1,8 @@
 """Read commands of the configuration: apps, partners, postbacks, integrations and ``config show``.
 
 Results are plain JSON-ready dicts. Values of secret network-specific fields
-are replaced by ``***``; a partner whose integration is not in the catalog
-has every field value masked, because nothing says which ones are secret.
+are replaced by ``***``. A partner whose integration is not in the catalog
+has every field value masked, because no loaded file marks which are secret.
 """
 
 from __future__ import annotations

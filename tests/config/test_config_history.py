@@ -95,7 +95,7 @@ def test_history_leaves_out_events_and_deliveries(daemon, receiver, tmp_path):
     entries = history(daemon)
 
     assert [e["kind"] for e in entries] == ["app", "partner", "postback", "partner"]
-    # Between them the log holds the install, its decision and its delivery attempt.
+    # Between them the log contains the install, its decision and its delivery attempt.
     assert [e["seq"] for e in entries] == [1, 2, 3, 7]
 
 
