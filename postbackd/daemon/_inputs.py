@@ -151,10 +151,20 @@ def decode_native(line: bytes, received: float) -> Event:
         if raw.name is None:
             raise InputError("Missing `name`: an input of type 'event' needs the event name.")
         _check_text(raw.name, "name")
+        if raw.name == "install":
+            raise InputError(
+                "Invalid `name` 'install': that name is reserved for the install postback. "
+                "Send installs with type 'install', or rename the event."
+            )
     elif raw.name is not None:
         raise InputError(f"Unexpected `name` {raw.name!r}: only inputs of type 'event' have a name.")
     if raw.attribution is not None and raw.type == "event":
         raise InputError("Unexpected `attribution`: only installs and reengagements carry an attribution.")
+    if raw.type == "reengagement" and (raw.attribution is None or not raw.attribution.network):
+        raise InputError(
+            "Missing `attribution.network`: a reengagement is a conversion on a network's traffic, "
+            "so it needs the network that won it."
+        )
 
     event_time, reported = _clamp_future(parse_time(raw.time), received)
     country = normalize_country(raw.country) if raw.country is not None else None
@@ -206,6 +216,11 @@ def decode_kochava(line: bytes, received: float) -> Event:
         if not data.event_name:
             raise InputError("Missing `data.event_name`: an object with action 'event' needs the event name.")
         name = _check_text(data.event_name, "data.event_name")
+        if name == "install":
+            raise InputError(
+                "Invalid `data.event_name` 'install': that name is reserved for the install postback. "
+                "Send installs with action 'install', or rename the event."
+            )
 
     user_agent = raw.device_ua if raw.device_ua is not None else data.device_ua
     if user_agent is not None:
