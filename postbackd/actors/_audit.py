@@ -12,7 +12,7 @@ runs. They avoid reading the whole log where an index helps:
   attempts of a postback by the key range ``attempt:{postback_id}:``.
 
 Everything else (device, partner, reason, status) is checked on each event
-of the range; a device filter is first checked on the raw record bytes, so
+of the range. A device filter is first checked on the raw record bytes, so
 most events are never decoded.
 """
 
@@ -206,7 +206,7 @@ def delivery_status(attempts: list[Attempted]) -> str:
     """Return the status of a scheduled postback from its attempts.
 
     NOTE: a manual resend that has no attempt yet is not seen, because
-    resend records have no index; such a postback shows the status of its
+    resend records have no index. Such a postback shows the status of its
     last attempt until the daemon tries it again.
     """
     if not attempts:

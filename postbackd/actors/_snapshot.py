@@ -1,7 +1,7 @@
 """Snapshots of the actor state, so that a start replays only the tail of the log.
 
-A snapshot taken at log position ``seq`` holds exactly what a ``Replayer``
-holds after the records up to ``seq``: the configuration, the device states,
+A snapshot taken at log position ``seq`` contains exactly the state of a
+``Replayer`` after the records up to ``seq``: the configuration, the device states,
 the scheduled postbacks not yet finished, and the events whose ``Decided``
 record comes after ``seq``, each with the configuration of its own position.
 So restoring a snapshot and feeding the records after ``seq`` gives the same
@@ -59,7 +59,7 @@ COMPRESSION_LEVEL = 1
 
 
 class SnapshotError(Exception):
-    """A stored snapshot cannot be used; the message says why."""
+    """A stored snapshot cannot be used; the message gives the reason."""
 
 
 # ---------------------------------------------------------------- stored form
@@ -270,7 +270,7 @@ def capture_live(
         undecided.append(UndecidedImage(entry.seq, entry.received, entry.event, configs.index(entry.config)))
         key = (entry.event.app, entry.event.device)
         if key not in seen:
-            # The earliest in-flight decision of a device holds its state before all of them.
+            # The earliest in-flight decision of a device has its state from before all of them.
             seen.add(key)
             overrides.append(DeviceOverride(key[0], key[1], entry.prior))
     pending_images, events = _pending_images(pending)
@@ -318,7 +318,7 @@ def decode_snapshot(row: SnapshotRow) -> ActorState:
     except msgspec.DecodeError as exc:
         raise SnapshotError(f"unreadable state: {exc}") from None
     if state.seq != row.seq:
-        raise SnapshotError(f"the body is for log position {state.seq}, but the row says {row.seq}")
+        raise SnapshotError(f"the body is for log position {state.seq}, but its row is for position {row.seq}")
     return state
 
 
@@ -371,9 +371,9 @@ def _share(state: DeviceState, facts: dict[InstallFacts, InstallFacts]) -> None:
 
 
 def _restore_devices(state: ActorState) -> DeviceTable:
-    # NOTE: these InstallFacts are shared among restored devices only; the
-    # engine's own cache starts empty, so a new install with equal facts gets
-    # one more object per distinct attribution and country.
+    # NOTE: these InstallFacts are shared among restored devices only. The
+    # engine's own cache starts empty, so new installs add one more object
+    # per distinct attribution and country.
     facts: dict[InstallFacts, InstallFacts] = {}
     devices = state.devices
     for by_device in devices.values():

@@ -1,7 +1,7 @@
 """The snapshot task: saves the actor state every N log records or M seconds.
 
 The state is captured and encoded on the trio thread in one step, so it is
-consistent; compressing and writing it run in a worker thread on a
+consistent. Compressing and writing it run in a worker thread, on a
 connection of their own. Encoding a million device states takes about a
 third of a second (msgspec 0.23, measured on the development machine), and
 the decision loop waits that long.
@@ -68,7 +68,7 @@ async def take_snapshot(core, conn: sqlite3.Connection) -> int:
 
 
 async def run_snapshots(core, every_records: int, every_seconds: float) -> None:
-    """Save a snapshot whenever ``snapshot_due`` says so, until cancelled."""
+    """Save a snapshot whenever ``snapshot_due`` returns True, until cancelled."""
     conn = connect(core.log.path)
     last_time = trio.current_time()
     try:

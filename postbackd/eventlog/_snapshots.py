@@ -1,6 +1,6 @@
 """The ``snapshots`` table: saved actor state, so that a start replays only the log's tail.
 
-A row holds the state as of log position ``seq``: ``body`` is opaque bytes,
+A row contains the state as of log position ``seq``: ``body`` is opaque bytes,
 ``version`` names their format and ``checksum`` is a BLAKE2b digest of
 ``body``. Rows are written and deleted here only; the ``log`` table is never
 touched. Only the newest few rows are kept, because each is a full copy of

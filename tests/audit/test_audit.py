@@ -167,7 +167,8 @@ def test_text_output_shows_partners_and_attempts(simulated):
 
     lines = output.splitlines()
     assert lines[0].split()[0] in ("install", "event")
-    assert "device" in lines[1] and "country" in lines[1]
+    assert "device" in lines[1]
+    assert "country" in lines[1]
     assert any(", failed  (postback pb_" in line for line in lines)
     assert any(line.startswith("    attempt ") and "rejected_by_partner" in line for line in lines)
 

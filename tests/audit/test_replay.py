@@ -79,7 +79,8 @@ def test_verify_reports_changed_decision(tmp_path):
     network = changed.decisions[0].network
     line = next(line for line in result.output.splitlines() if line.startswith(f"  {network}: recorded"))
     assert "derived" in line
-    assert "decision" in line and "->" in line
+    assert "decision" in line
+    assert "->" in line
     assert ": 1 mismatches" in result.output
 
 

@@ -170,5 +170,5 @@ def test_position_mismatch_is_rejected():
     records = log_records(0)
     row = stored(capture_replayer(replay(records, 20)), 21)
 
-    with pytest.raises(SnapshotError, match="body is for log position 20, but the row says 21"):
+    with pytest.raises(SnapshotError, match="body is for log position 20, but its row is for position 21"):
         decode_snapshot(row)

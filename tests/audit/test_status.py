@@ -110,10 +110,10 @@ class FakeCore:
 
 async def test_snapshot_timer_on_records_and_seconds(autojump_clock, monkeypatch):
     core = FakeCore()
-    taken: list[tuple[float, int]] = []
+    snapshots: list[tuple[float, int]] = []
 
     async def fake_take(core_arg, conn) -> int:
-        taken.append((trio.current_time(), core_arg.log.last_seq))
+        snapshots.append((trio.current_time(), core_arg.log.last_seq))
         core_arg.snapshot_seq = core_arg.log.last_seq
         return core_arg.snapshot_seq
 
@@ -134,7 +134,7 @@ async def test_snapshot_timer_on_records_and_seconds(autojump_clock, monkeypatch
         await trio.sleep(400)
         nursery.cancel_scope.cancel()
 
-    assert taken == [(11.0, 150), (311.0, 160)]
+    assert snapshots == [(11.0, 150), (311.0, 160)]
 
 
 def test_status_reports_last_hour_and_keeps_keys(daemon, receiver, tmp_path):
