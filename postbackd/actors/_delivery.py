@@ -28,6 +28,7 @@ import heapq
 import itertools
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Hashable
 
@@ -49,6 +50,9 @@ RETRY_JITTER = 0.2
 
 # Seconds before retry 1, 2, ... when the daemon settings give none; the last step repeats.
 DEFAULT_RETRY_DELAYS = (30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0, 86400.0)
+
+# A Retry-After value in delta seconds: ASCII digits only.
+_DELTA_SECONDS = re.compile(r"[0-9]+")
 
 # Failure classes that end a postback at once: retrying cannot help.
 PERMANENT_FAILURES = frozenset({"rejected_by_partner", "render_error", "private_endpoint"})
@@ -159,11 +163,12 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    # str.isdigit() accepts digits such as '²' that float() rejects.
+    if _DELTA_SECONDS.fullmatch(value):
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     if when.tzinfo is None:
         # An HTTP date is always in GMT; "-0000" parses without a time zone.

@@ -20,6 +20,7 @@ import trio
 
 from postbackd.actors._replay import PendingPostback
 from postbackd.daemon._commands import CommandContext, CommandError, command
+from postbackd.daemon._core import attempt_dedup_key, decided_dedup_key
 from postbackd.eventlog import Attempted, Decided, Decision, Event, Record, ResendRequested, connect, decode_record
 
 # Postbacks listed by `deliveries` when no limit is given, and the highest limit accepted.
@@ -39,8 +40,9 @@ STATUSES = ("pending", "failed", "delivered")
 
 def attempts_of(conn: sqlite3.Connection, postback_id: str) -> list[Attempted]:
     """Return the recorded attempts of a postback, in attempt order."""
-    prefix = f"attempt:{postback_id}:"
-    # ';' is the character after ':', so the range contains exactly the keys with the prefix.
+    # The key without its attempt number; ';' is the character after ':', so
+    # the range contains exactly the keys of this postback's attempts.
+    prefix = attempt_dedup_key(postback_id, 0).removesuffix("0")
     rows = conn.execute(
         "SELECT body FROM log WHERE dedup_key >= ? AND dedup_key < ?", (prefix, prefix[:-1] + ";")
     ).fetchall()
@@ -52,7 +54,7 @@ def attempts_of(conn: sqlite3.Connection, postback_id: str) -> list[Attempted]:
 
 def decision_of(conn: sqlite3.Connection, event_seq: int, postback_id: str) -> Decision | None:
     """Return the scheduled decision with ``postback_id`` among the decisions of the event at ``event_seq``."""
-    row = conn.execute("SELECT body FROM log WHERE dedup_key = ?", (f"decided:{event_seq}",)).fetchone()
+    row = conn.execute("SELECT body FROM log WHERE dedup_key = ?", (decided_dedup_key(event_seq),)).fetchone()
     if row is None:
         return None
     record = decode_record(row[0])

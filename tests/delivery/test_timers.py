@@ -8,6 +8,7 @@ import httpx
 import pytest
 import trio
 
+from postbackd.actors._delivery import parse_retry_after
 from tests.delivery.harness import EPOCH, Harness, make_pending, respond, response, run_for
 
 
@@ -249,3 +250,25 @@ async def test_resend_during_attempt_starts_no_second_request(autojump_clock):
     assert harness.times() == [0.0]
     assert [record.attempt for record in harness.records] == [1]
     assert harness.actor.pending == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("120", 120.0),
+        (" 7 ", 7.0),
+        ("0", 0.0),
+        (http_date(EPOCH + 90), 90.0),
+        ("Fri, 15 Jan 2027 08:01:30 -0000", 90.0),
+        (http_date(EPOCH - 90), 0.0),
+        ("", None),
+        (None, None),
+        ("²", None),
+        ("1.5", None),
+        ("-3", None),
+        ("tomorrow", None),
+        ("Mon, 01 Jan 99999 00:00:00 GMT", None),
+    ],
+)
+def test_parse_retry_after(value, expected):
+    assert parse_retry_after(value, EPOCH) == expected
