@@ -70,3 +70,29 @@ def test_audit_of_running_and_stopped_daemon_masks_secrets(daemon, receiver, tmp
         assert SECRET not in output
     assert "localnet: scheduled for" in text
     assert "HTTP 200" in text
+
+
+def test_daemon_log_verifies_clean(daemon, receiver, tmp_path):
+    daemon.start()
+    daemon.cli("app", "add", "demo-app", "--platform", "android", "--bundle-id", "com.example.demo", "--name", "Demo")
+    daemon.cli("partner", "add", "demo-app", "localnet", "--integration", "custom", "--field",
+               f"url={receiver.url}/pb?id={{event_id}}")
+    daemon.cli("postback", "add", "demo-app", "localnet", "install")
+    daemon.cli("postback", "add", "demo-app", "localnet", "SessionBegin", "--method", "all")
+    lines = []
+    for number in range(12):
+        lines.append({"type": "install", "id": f"i{number}", "app": "demo-app", "device": f"d{number % 5}",
+                      "time": "2026-12-01T10:00:00Z", "attribution": {"network": "localnet" if number % 2 else "x"}})
+        lines.append({"type": "event", "id": f"s{number}", "app": "demo-app", "device": f"d{number % 5}",
+                      "name": "SessionBegin", "time": f"2026-12-0{2 + number % 3}T11:00:00Z"})
+    daemon.cli("send", str(write_lines(tmp_path / "first.jsonl", lines[:12])))
+    daemon.cli("postback", "add", "demo-app", "localnet", "Purchase", "--method", "all")
+    daemon.cli("send", str(write_lines(tmp_path / "second.jsonl", lines[12:])))
+    daemon.wait_status(lambda s: s["apps"][0]["events"] == 24 and s["pending"] == 0 and s["in_flight"] == 0)
+    assert daemon.stop() == 0
+
+    result = CliRunner().invoke(cli_main, ["replay", "--verify", "--data-dir", str(daemon.data_dir)])
+
+    assert result.exit_code == 0, result.output
+    assert "checked the decisions of 24 events" in result.output
+    assert ": 0 mismatches" in result.output
