@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from click.testing import CliRunner
+
+from postbackd.cli import main as cli_main
 from tests.delivery.conftest import log_records
 from tests.delivery.daemon_setup import APP, add_app, add_partner, add_postback, deliveries, install, send
 from tests.delivery.servers import ScriptedReceiver
@@ -39,6 +42,13 @@ def echo_everything(request: dict) -> tuple[int, dict[str, str], bytes]:
     echoed = json.dumps({"target": request["target"], "headers": request["headers"],
                          "body": request["body"].decode()})
     return status, {}, echoed.encode()
+
+
+def audit(daemon, *args: str) -> str:
+    """Run `postbackd audit`, which reads the event log directly."""
+    result = CliRunner().invoke(cli_main, ["audit", "--data-dir", str(daemon.data_dir), *args])
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
 def write_integration(daemon, receiver: ScriptedReceiver) -> None:
@@ -87,10 +97,13 @@ def test_secrets_stay_out_of_records_output_and_logs(daemon, make_receiver, tmp_
         "deliveries --failed": daemon.cli("deliveries", "--failed").output,
         "status": daemon.cli("status", "--json").output,
         "daemon log": daemon.log(),
+        "audit --json": audit(daemon, "--json"),
+        "audit": audit(daemon),
     }
     for name, text in outputs.items():
         assert SECRET not in text, name
     assert "***" in outputs["deliveries --json"]
+    assert "render_error" in outputs["audit --json"]
     for seq, _received, record in log_records(daemon.data_dir):
         if type(record).__name__ in ("Attempted", "Decided", "ResendRequested", "Event"):
             assert SECRET not in repr(record), f"record {seq}"
