@@ -143,13 +143,16 @@ class IngestServer:
                 batch.accepted.append((len(batch.responses), append))
                 batch.responses.append(Response(line_number, "accepted", id=event.id))
 
+            while batch.accepted and self.core.decision_backlog() > MAX_DECISION_BACKLOG:
+                await trio.sleep(0.01)
+            # The writer task gets the batch before it is submitted: a stop that
+            # cancels this task between the two steps must not leave committed
+            # lines without their responses.
+            await batches.send(batch)
             if batch.accepted:
-                while self.core.decision_backlog() > MAX_DECISION_BACKLOG:
-                    await trio.sleep(0.01)
                 self.core.submit([a for _, a in batch.accepted], batch.committed)
             else:
                 batch.done.set()
-            await batches.send(batch)
 
     async def _write_responses(self, stream: trio.SocketStream, batches: trio.MemoryReceiveChannel[_Batch]) -> None:
         async for batch in batches:
