@@ -67,7 +67,7 @@ def test_native_attribution_without_network_is_unattributed():
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"type": "click"}, "Invalid enum value .click. - at `\$.type`"),
+        ({"type": "click"}, r"Invalid enum value .click. - at `\$.type`"),
         ({"id": None}, "missing required field `id`"),
         ({"id": ""}, "Invalid `id`: it is empty"),
         ({"id": "x" * 600}, "at most 512 are allowed"),
@@ -169,7 +169,7 @@ def test_kochava_id_is_stable_and_content_based():
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"action": "open"}, "Invalid enum value .open. - at `\$.action`"),
+        ({"action": "open"}, r"Invalid enum value .open. - at `\$.action`"),
         ({"kochava_app_id": None}, "missing required field `kochava_app_id`"),
         ({"usertime": None}, "Missing `usertime`"),
         ({"data": {}}, "Missing `data.event_name`"),
