@@ -6,14 +6,8 @@ import sys
 from pathlib import Path
 
 import click
-import trio
 
-from postbackd.daemon._logging import setup_logging
-from postbackd.daemon._main import DaemonError, run_daemon
 from postbackd.daemon._settings import SettingsError, load_settings, settings_to_toml
-from postbackd.daemon._systemd import ServiceSetupError
-from postbackd.eventlog import LogError
-from postbackd.integrations import IntegrationError
 
 
 @click.command()
@@ -51,6 +45,15 @@ def run(config_path: Path | None, print_config: bool, **options: object) -> None
     if print_config:
         click.echo(settings_to_toml(settings), nl=False)
         return
+    # The daemon's modules load here, not at CLI start-up, so other commands stay quick.
+    import trio
+
+    from postbackd.daemon._logging import setup_logging
+    from postbackd.daemon._main import DaemonError, run_daemon
+    from postbackd.daemon._systemd import ServiceSetupError
+    from postbackd.eventlog import LogError
+    from postbackd.integrations import IntegrationError
+
     setup_logging(settings.log_level)
     try:
         trio.run(run_daemon, settings)

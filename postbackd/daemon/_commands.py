@@ -10,12 +10,14 @@ accepted one is never half applied.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from postbackd.daemon._core import Core
 from postbackd.eventlog import Origin, Record
+
+if TYPE_CHECKING:
+    from postbackd.daemon._core import Core
 
 
 class CommandError(Exception):

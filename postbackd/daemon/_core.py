@@ -11,10 +11,8 @@ from __future__ import annotations
 import gc
 import logging
 import math
-import sqlite3
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import trio
 
@@ -45,7 +43,6 @@ from postbackd.eventlog import (
     connect,
     decode_record,
     last_seq,
-    log_path,
     log_size,
     read_from,
 )
@@ -510,7 +507,3 @@ class Core:
 
     def in_flight_count(self) -> int:
         return sum(actor.in_flight for actor in self.actors.values())
-
-
-def open_reader(data_dir: Path) -> sqlite3.Connection:
-    return connect(log_path(data_dir), readonly=True)
