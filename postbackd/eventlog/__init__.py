@@ -24,6 +24,7 @@ from postbackd.eventlog._records import (
     encode_record,
 )
 from postbackd.eventlog._store import (
+    CONFIG_KIND_CONDITION,
     SCHEMA_VERSION,
     Append,
     EventLog,

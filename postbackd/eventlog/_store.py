@@ -44,6 +44,8 @@ CREATE TRIGGER IF NOT EXISTS log_no_update BEFORE UPDATE ON log
 BEGIN SELECT RAISE(ABORT, 'the event log is append-only: UPDATE is not allowed'); END;
 CREATE TRIGGER IF NOT EXISTS log_no_delete BEFORE DELETE ON log
 BEGIN SELECT RAISE(ABORT, 'the event log is append-only: DELETE is not allowed'); END;
+CREATE INDEX IF NOT EXISTS log_config ON log (seq)
+WHERE kind IN ('app', 'partner', 'partner_removed', 'postback', 'postback_removed');
 CREATE TABLE IF NOT EXISTS snapshots (
     id INTEGER PRIMARY KEY,
     seq INTEGER NOT NULL,
@@ -54,6 +56,10 @@ CREATE TABLE IF NOT EXISTS snapshots (
 );
 """
 
+
+# Queries for configuration records use this exact condition, so that SQLite
+# can use the partial index log_config instead of scanning every record.
+CONFIG_KIND_CONDITION = "kind IN ('app', 'partner', 'partner_removed', 'postback', 'postback_removed')"
 
 _INSERT = "INSERT OR IGNORE INTO log (received, kind, dedup_key, body) VALUES (?, ?, ?, ?)"
 
