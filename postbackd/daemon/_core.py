@@ -43,7 +43,6 @@ from postbackd.eventlog import (
     connect,
     decode_record,
     last_seq,
-    log_size,
     read_from,
 )
 from postbackd.daemon._attempt_window import AttemptWindow
@@ -421,44 +420,17 @@ class Core:
                 self.events_received[app] = self.events_received.get(app, 0) + 1
             case Decided(app=app, decisions=decisions):
                 for decision in decisions:
-                    self._stats(app, decision.network).count_decision(decision.outcome)
+                    self.partner_stats(app, decision.network).count_decision(decision.outcome)
             case Attempted(app=app, network=network, outcome=outcome):
-                self._stats(app, network).count_attempt(outcome)
+                self.partner_stats(app, network).count_attempt(outcome)
                 self.recent.add(app, network, record.started + record.duration, outcome, record.duration)
 
-    def _stats(self, app: str, network: str) -> PartnerStats:
+    def partner_stats(self, app: str, network: str) -> PartnerStats:
+        """Return the counters of one partner, created on first use."""
         stats = self.stats.get((app, network))
         if stats is None:
             stats = self.stats[(app, network)] = PartnerStats()
         return stats
-
-    def status(self) -> dict:
-        """Counters for `postbackd status`."""
-        partners = []
-        for (app, network), partner in sorted(self.config.partners.items()):
-            stats = self._stats(app, network)
-            actor = self.actors.get((app, network))
-            partners.append({
-                "app": app,
-                "network": network,
-                "active": partner.active,
-                "scheduled": stats.scheduled,
-                "suppressed": stats.suppressed,
-                "delivered": stats.delivered,
-                "failed": stats.failed,
-                "retried": stats.retried,
-                "pending": len(actor.pending) if actor else 0,
-                "in_flight": actor.in_flight if actor else 0,
-            })
-        return {
-            "uptime": time.time() - self.started,
-            "last_seq": self.log.last_seq,
-            "log_bytes": log_size(self.log.path),
-            "pending": self.pending_count(),
-            "in_flight": self.in_flight_count(),
-            "partners": partners,
-            "apps": [{"app": app, "events": self.events_received.get(app, 0)} for app in sorted(self.config.apps)],
-        }
 
     # ------------------------------------------------------------ snapshots
 
@@ -490,7 +462,7 @@ class Core:
     def _restore_counters(self, counters: Counters) -> None:
         self.events_received = dict(counters.events)
         for item in counters.partners:
-            stats = self._stats(item.app, item.network)
+            stats = self.partner_stats(item.app, item.network)
             stats.scheduled, stats.suppressed, stats.retried = item.scheduled, item.suppressed, item.retried
             stats.delivered, stats.failed = item.delivered, item.failed
         self.recent = AttemptWindow.from_buckets(counters.recent)
