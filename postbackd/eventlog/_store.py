@@ -12,6 +12,7 @@ writes), so ``read_from`` works in any process, the daemon's or an auditor's.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import queue
@@ -87,6 +88,29 @@ class Append:
 BatchCallback = Callable[[list[int | None]], None]
 
 
+def lock_for_writing(path: Path) -> int:
+    """Take the exclusive writer lock of the log at ``path`` and return its file descriptor.
+
+    Two daemons writing one log would each deliver every postback, so the
+    second one is refused. The lock is an flock on ``<log>.lock``, released
+    when the descriptor closes, also when the process dies.
+    """
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise LogError(
+            f"The event log {path} is already open for writing by another process (pid {holder}). "
+            f"Stop that postbackd first: two daemons on one log would send every postback twice."
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
 def log_path(data_dir: Path) -> Path:
     return data_dir / "events.sqlite3"
 
@@ -152,7 +176,13 @@ class EventLog:
         self._token: trio.lowlevel.TrioToken | None = None
         self._failure: BaseException | None = None
         self._closed = trio.Event()
-        self.conn = connect(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = lock_for_writing(path)
+        try:
+            self.conn = connect(path)
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
         self.last_seq = last_seq(self.conn)
         # Appended records whose commit has been reported; for status output.
         self.committed_records = 0
@@ -168,6 +198,7 @@ class EventLog:
         self._queue.put(None)
         with trio.CancelScope(shield=True):
             await self._closed.wait()
+        os.close(self._lock_fd)
 
     def submit(self, appends: list[Append], callback: BatchCallback) -> None:
         """Queue ``appends`` for one transaction; ``callback`` runs in trio after the commit.

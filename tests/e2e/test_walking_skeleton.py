@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -211,3 +213,19 @@ def test_future_time_is_replaced_by_received_time(daemon, receiver):
     assert responses[0]["status"] == "accepted"
     request = receiver.wait_for(1)[0]
     assert not request["query"]["t"].startswith("2099")
+
+
+def test_second_daemon_on_same_data_dir_is_refused(daemon, tmp_path):
+    daemon.start()
+    other_sockets = tmp_path / "other-sockets"
+
+    result = subprocess.run(
+        [sys.executable, "-m", "postbackd", "run", "--data-dir", str(daemon.data_dir),
+         "--socket-dir", str(other_sockets), "--config", str(daemon.data_dir.parent / "postbackd.toml")],
+        capture_output=True, text=True, timeout=60,
+    )
+
+    assert result.returncode == 1
+    assert "already open for writing by another process" in result.stderr
+    assert not (other_sockets / "ingest.sock").exists()
+    assert daemon.control("ping")["ok"]

@@ -133,3 +133,12 @@ def test_config_queries_use_the_partial_index(tmp_path):
     plan = conn.execute(f"EXPLAIN QUERY PLAN SELECT seq FROM log WHERE {CONFIG_KIND_CONDITION} ORDER BY seq").fetchall()
 
     assert "log_config" in str(plan)
+
+
+async def test_second_writer_is_refused(tmp_path):
+    async with EventLog(log_path(tmp_path)):
+        with pytest.raises(LogError, match=r"already open for writing by another process \(pid \d+\)"):
+            EventLog(log_path(tmp_path))
+
+    async with EventLog(log_path(tmp_path)) as again:
+        assert await again.append(appends("a")) == [1]
