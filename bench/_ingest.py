@@ -1,0 +1,172 @@
+"""Ingest: native lines through ``postbackd send`` into a daemon, beside the raw pipeline in one thread."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from bench._daemon import APP_ID, DaemonProcess, configure
+from bench._data import write_ingest_lines
+from bench._profile import Profiler
+from bench._results import ScenarioResult
+from postbackd.daemon import Settings
+from postbackd.eventlog import connect
+
+# Lines per transaction in the raw pipeline.
+RAW_BATCH_LINES = 10_000
+
+# Delivery delay of the postbacks during the ingest run: nothing comes due while it runs.
+INGEST_DELAY = "24h"
+
+# Slowest rate, in lines per second, at which the send and the decisions may take before the run is abandoned.
+MIN_RATE = 2_000
+
+# Address that the partners' URL templates name; nothing is sent there within the 24 h delay.
+UNUSED_RECEIVER = "http://127.0.0.1:9"
+
+
+class _RawInput(msgspec.Struct):
+    """The fields of the native input format, decoded without the daemon's checks."""
+
+    type: str
+    id: str
+    app: str
+    device: str
+    time: str | int | float
+    name: str | None = None
+    country: str | None = None
+    data_controlled: bool = False
+    device_ids: dict[str, str] = {}
+    ip: str | None = None
+    user_agent: str | None = None
+    attribution: dict[str, Any] | None = None
+    data: dict[str, Any] = {}
+
+
+def raw_pipeline(lines_path: Path, db_path: Path) -> tuple[int, float, float]:
+    """Decode, encode and insert every line in one thread; return (lines, seconds, CPU seconds).
+
+    The table is the event log's own (``postbackd.eventlog.connect``: WAL,
+    synchronous FULL, the unique dedup key), and every transaction holds
+    ``RAW_BATCH_LINES`` lines.
+    """
+    decoder = msgspec.json.Decoder(_RawInput)
+    encoder = msgspec.msgpack.Encoder()
+    conn = connect(db_path)
+    insert = "INSERT OR IGNORE INTO log (received, kind, dedup_key, body) VALUES (?, ?, ?, ?)"
+    count = 0
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    with lines_path.open("rb") as lines:
+        rows = []
+        for line in lines:
+            item = decoder.decode(line)
+            rows.append((time.time(), "event", f"event:{item.app}:{item.id}", encoder.encode(item)))
+            if len(rows) >= RAW_BATCH_LINES:
+                _insert(conn, insert, rows)
+                count += len(rows)
+                rows = []
+        if rows:
+            _insert(conn, insert, rows)
+            count += len(rows)
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    conn.close()
+    return count, elapsed, cpu
+
+
+def _insert(conn: Any, insert: str, rows: list[tuple]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(insert, rows)
+    conn.execute("COMMIT")
+
+
+def run_ingest(work_dir: Path, events: int, py_spy: str | None, settings: str = "") -> ScenarioResult:
+    """Measure ingest; ``settings`` is the daemon's settings file (TOML), empty for its defaults."""
+    result = ScenarioResult("ingest", "Ingest")
+    lines_path = work_dir / "ingest.jsonl"
+    write_ingest_lines(lines_path, events)
+    result.setup.append(
+        f"{events:,} native lines ({lines_path.stat().st_size / 1e6:.0f} MB), one in four an install of a new "
+        "device, the others Purchase, SessionBegin, level_complete and tutorial_done events of earlier devices; "
+        "installs attributed to net1, net2, net3 or to no network."
+    )
+    result.setup.append(
+        f"3 active partners with install, Purchase and SessionBegin postbacks, delivery method `network`, "
+        f"delivery delay {INGEST_DELAY}: postbacks are decided and scheduled while the lines come in, but none "
+        "is due during the run, so delivery does not compete for the CPU (delivery is measured on its own below)."
+    )
+    defaults = {field.name: field.default for field in msgspec.structs.fields(Settings)}
+    result.setup.append(
+        f"Daemon settings: {settings.strip() or 'the defaults'}; by default a snapshot is due every "
+        f"{defaults['snapshot_every_records']:,} records or {defaults['snapshot_every_seconds']:g} s."
+    )
+
+    raw_lines, raw_seconds, raw_cpu = raw_pipeline(lines_path, work_dir / "raw-pipeline.sqlite3")
+    raw_rate = raw_lines / raw_seconds
+
+    timeout = 60 + events / MIN_RATE
+    with DaemonProcess(work_dir, "ingest") as daemon:
+        daemon.start(settings)
+        configure(daemon, UNUSED_RECEIVER, events=("install", "Purchase", "SessionBegin"), method="network",
+                  delay=INGEST_DELAY)
+        assert daemon.process is not None
+        profiler = Profiler(py_spy, daemon.process.pid, work_dir / "ingest-profile.txt") if py_spy else None
+        if profiler is not None:
+            # py-spy needs a moment to attach before the measured run begins.
+            time.sleep(1.0)
+        cpu_before = daemon.cpu_seconds()
+        started = time.monotonic()
+        sent = subprocess.run(
+            [sys.executable, "-m", "postbackd", "send", str(lines_path), "--socket-dir", str(daemon.socket_dir)],
+            capture_output=True, text=True, timeout=timeout,
+        )
+        acknowledged_at = time.monotonic()
+        decided_at = _wait_decided(daemon, events, started + timeout)
+        daemon_cpu = daemon.cpu_seconds() - cpu_before
+        if profiler is not None:
+            result.profiles.append(("daemon during the ingest run", profiler.stop()))
+        status = daemon.status()
+        rss = daemon.rss_bytes()
+
+    expected = f"accepted {events}, duplicate 0, rejected 0"
+    if sent.returncode != 0 or expected not in sent.stdout:
+        raise RuntimeError(f"postbackd send did not accept every line: {sent.stdout.strip()} {sent.stderr.strip()}")
+    ack_seconds = acknowledged_at - started
+    ack_rate = events / ack_seconds
+    scheduled = sum(p["scheduled"] for p in status["partners"])
+    suppressed = sum(p["suppressed"] for p in status["partners"])
+
+    result.figure("postbackd send, start to last acknowledgement", ack_seconds, "s",
+                  "includes the start-up of the send process")
+    result.figure("acknowledged events", ack_rate, "events/s")
+    result.figure("start to every event decided", decided_at - started if decided_at else None, "s",
+                  "the decision loop may trail the acknowledgements")
+    result.figure("decisions: scheduled / suppressed", None, "", f"{scheduled:,} / {suppressed:,}")
+    result.figure("daemon resident memory after the run", rss / 1e6, "MB")
+    result.figure("daemon CPU time per event", daemon_cpu / events * 1e6, "µs",
+                  "user and system time, all threads, until every event was decided")
+    result.figure("raw pipeline: decode, encode, insert in one thread", raw_rate, "lines/s",
+                  f"{RAW_BATCH_LINES:,} lines per transaction")
+    result.figure("raw pipeline CPU time per line", raw_cpu / raw_lines * 1e6, "µs")
+    result.figure("ratio daemon / raw pipeline", ack_rate / raw_rate, "", "acknowledged events/s over lines/s")
+    result.figure("ratio of CPU time per line, raw pipeline / daemon", raw_cpu / raw_lines / (daemon_cpu / events), "",
+                  "what the rate ratio would be if neither had to share the CPU")
+    result.target("acknowledged events/s", ack_rate, ">=", 50_000, "events/s")
+    return result
+
+
+def _wait_decided(daemon: DaemonProcess, events: int, deadline: float) -> float | None:
+    """Poll the status until the decision loop has handled ``events`` events; return the time, None on timeout."""
+    while time.monotonic() < deadline:
+        status = daemon.status()
+        handled = sum(app["events"] for app in status["apps"] if app["app"] == APP_ID)
+        if handled >= events:
+            return time.monotonic()
+        time.sleep(0.05)
+    return None
