@@ -28,12 +28,12 @@ def postbackd(*args: str) -> list[str]:
     return [sys.executable, "-m", "postbackd", *args]
 
 
-def run_cli(*args: str, socket_dir: Path, check: bool = True, stdin: bytes | None = None) -> str:
+def run_cli(*args: str, socket_dir: Path | None, check: bool = True, stdin: bytes | None = None) -> str:
+    """Run and show one postbackd command; ``socket_dir`` None for commands that read the log."""
     shown = " ".join(a if " " not in a and "{" not in a else repr(a) for a in args)
     print(f"$ postbackd {shown}")
-    result = subprocess.run(
-        postbackd(*args, "--socket-dir", str(socket_dir)), input=stdin, capture_output=True, timeout=TIMEOUT
-    )
+    command = postbackd(*args) if socket_dir is None else postbackd(*args, "--socket-dir", str(socket_dir))
+    result = subprocess.run(command, input=stdin, capture_output=True, timeout=TIMEOUT)
     output = (result.stdout + result.stderr).decode(errors="replace").rstrip()
     if output:
         print("  " + output.replace("\n", "\n  "))
@@ -74,7 +74,10 @@ def start_daemon(data_dir: Path, socket_dir: Path, log_path: Path) -> subprocess
         if (socket_dir / "control.sock").exists():
             return process
         if process.poll() is not None:
-            raise SystemExit(f"demo failed: the daemon exited:\n{log_path.read_text()}")
+            raise SystemExit(
+                f"demo failed: the daemon exited with status {process.returncode}; its output:\n"
+                f"{log_path.read_text() or '(none)'}"
+            )
         time.sleep(0.05)
     raise SystemExit("demo failed: the daemon did not become ready")
 
@@ -143,21 +146,34 @@ def main() -> None:
         count = print_received(received_path)
         print()
         run_cli("status", socket_dir=socket_dir)
+        print("\nWhy each postback of device dev-a1 was sent or suppressed:")
+        run_cli("audit", "--data-dir", str(data_dir), "--device", "dev-a1", socket_dir=None)
         if count == 0:
             raise SystemExit("demo failed: nothing was delivered")
     finally:
+        # Stop both processes before printing anything: when the reader of
+        # this output went away (make demo | head), a print raises, and the
+        # processes must not outlive the demo.
+        code = None
         if daemon is not None:
             daemon.send_signal(signal.SIGTERM)
             code = daemon.wait(TIMEOUT)
-            print(f"\ndaemon stopped with exit status {code}")
         if receiver is not None:
             receiver.send_signal(signal.SIGINT)
             receiver.wait(TIMEOUT)
-        if os.environ.get("POSTBACKD_DEMO_KEEP"):
-            print(f"kept {work}")
-        else:
+        keep = bool(os.environ.get("POSTBACKD_DEMO_KEEP"))
+        if not keep:
             shutil.rmtree(work, ignore_errors=True)
+        if code is not None:
+            print(f"\ndaemon stopped with exit status {code}")
+        if keep:
+            print(f"kept {work}")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BrokenPipeError:
+        # The reader of the output closed it; everything is already stopped.
+        sys.stderr.close()
+        sys.exit(1)

@@ -11,7 +11,7 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from postbackd.cli import main as cli_main
+from postbackd.cli._receiver import ReceiverServer
 
 # How long a test waits for the daemon or a delivery before it fails.
 WAIT_SECONDS = 20.0
@@ -62,8 +63,7 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = ReceiverServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -8,8 +8,10 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
+
+from postbackd.cli._receiver import ReceiverServer
 
 # How long a test waits for a request before it fails.
 WAIT_SECONDS = 20.0
@@ -22,7 +24,7 @@ def echo_ok(request: dict) -> Reply:
     return 200, {}, b"ok"
 
 
-class _QuietServer(ThreadingHTTPServer):
+class _QuietServer(ReceiverServer):
     def handle_error(self, request, client_address) -> None:
         # A killed or timed-out client leaves a broken connection behind; that is expected here.
         pass

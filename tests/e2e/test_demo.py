@@ -16,4 +16,5 @@ def test_demo_runs_and_delivers():
     assert int(received.group(1)) >= 10
     assert "accepted 6, duplicate 0, rejected 0" in result.stdout
     assert re.search(r"demo-app\s+localnet\s+yes\s+\d+\s+\d+\s+\d+\s+0", result.stdout)
+    assert "localnet: suppressed: data_controlled" in result.stdout
     assert "daemon stopped with exit status 0" in result.stdout
