@@ -50,7 +50,9 @@ def parse_duration(text: str) -> float:
     if not normalized or match is None or not any(match.groups()):
         hint = ""
         if re.fullmatch(_NUMBER, normalized):
-            hint = f" Add a unit, e.g. '{normalized}s'."
+            # A zero would make a hint that settings needing a positive duration reject.
+            example = normalized if float(normalized) > 0 else "10"
+            hint = f" Add a unit, e.g. '{example}s'."
         raise ValueError(f"Invalid duration {text!r}: expected {DURATION_FORMS}.{hint}")
 
     hours, minutes, seconds = (Decimal(group) if group else Decimal(0) for group in match.groups())

@@ -70,6 +70,14 @@ def test_parse_duration_bare_number_hint():
         parse_duration("30")
 
 
+@pytest.mark.parametrize("text", ["0", "0.0"])
+def test_parse_duration_bare_zero_hint_is_positive(text):
+    with pytest.raises(ValueError) as info:
+        parse_duration(text)
+    assert "Add a unit, e.g. '10s'." in str(info.value)
+    assert "'0s'" not in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [(0, "0s"), (30, "30s"), (120, "2m"), (5400, "1h30m"), (86400, "24h"), (1.5, "1.5s"), (90.25, "1m30.25s")],
