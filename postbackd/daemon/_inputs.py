@@ -7,8 +7,10 @@ in docs/protocol.md) and the reference platform's server-to-server objects
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import math
+import re
 import urllib.parse
 from datetime import datetime
 from typing import Any, Literal
@@ -83,6 +85,31 @@ _native_decoder = msgspec.json.Decoder(_NativeInput)
 _kochava_decoder = msgspec.json.Decoder(_KochavaInput)
 
 
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `([^`]*)`(?: - at `\$(\.attribution)?`)?")
+_ENUM_VALUE = re.compile(r"Invalid enum value '([^']*)' - at `\$\.(type|action)`")
+_ENUM_CHOICES = {"type": ("install", "reengagement", "event"), "action": ("install", "event")}
+
+
+def _explain(exc: msgspec.ValidationError, prefix: str) -> InputError:
+    """Turn a msgspec validation error into an InputError that says how to fix the line."""
+    message = str(exc)
+    unknown = _UNKNOWN_FIELD.match(message)
+    if unknown is not None:
+        name, nested = unknown.groups()
+        struct = _NativeAttribution if nested else _NativeInput
+        known = msgspec.structs.fields(struct)
+        names = [field.name for field in known]
+        close = difflib.get_close_matches(name, names, n=1)
+        where = "attribution field" if nested else "field"
+        hint = f"Did you mean {close[0]!r}? " if close else ""
+        return InputError(f"Unknown {where} {name!r}. {hint}Known {where}s: {', '.join(names)}.")
+    enum = _ENUM_VALUE.match(message)
+    if enum is not None:
+        value, field = enum.groups()
+        return InputError(f"Invalid `{field}` {value!r}: use one of {', '.join(_ENUM_CHOICES[field])}.")
+    return InputError(f"{prefix}: {message}.")
+
+
 def parse_time(value: str | int | float, field: str = "time") -> float:
     """Parse an RFC 3339 string or epoch seconds into epoch seconds."""
     if isinstance(value, bool):
@@ -140,7 +167,7 @@ def decode_native(line: bytes, received: float) -> Event:
     try:
         raw = _native_decoder.decode(line)
     except msgspec.ValidationError as exc:
-        raise InputError(f"Invalid input: {exc}.") from None
+        raise _explain(exc, "Invalid input") from None
     except msgspec.DecodeError as exc:
         raise InputError(f"Invalid JSON: {exc}.") from None
 
@@ -201,7 +228,7 @@ def decode_kochava(line: bytes, received: float) -> Event:
     try:
         raw = _kochava_decoder.decode(line)
     except msgspec.ValidationError as exc:
-        raise InputError(f"Invalid server-to-server object: {exc}.") from None
+        raise _explain(exc, "Invalid server-to-server object") from None
     except msgspec.DecodeError as exc:
         raise InputError(f"Invalid JSON: {exc}.") from None
 
