@@ -20,7 +20,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-# Longest wait for the daemon to start or for deliveries to finish, in seconds.
+# Maximum wait for the daemon to start or for deliveries to finish, in seconds.
 TIMEOUT = 30.0
 
 

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import click
 
-# Largest request body read, in bytes; longer bodies are answered with 413.
+# Maximum request body read, in bytes. A longer body gets status 413.
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -94,10 +94,10 @@ def make_handler(status: int, as_json: bool, lock: threading.Lock):
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
               help="Port to listen on; 0 picks a free one.")
 @click.option("--status", "status_code", type=click.IntRange(100, 599), default=200, show_default=True,
-              help="HTTP status to answer with, to try how postbackd handles failures.")
+              help="HTTP status of every response, to try how postbackd handles failures.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per request.")
 def receiver(host: str, port: int, status_code: int, as_json: bool) -> None:
-    """Print every HTTP request received (method, path, decoded query, body) and answer it."""
+    """Print every HTTP request received (method, path, decoded query, body) and respond to it."""
     try:
         server = ReceiverServer((host, port), make_handler(status_code, as_json, threading.Lock()))
     except OSError as exc:

@@ -89,7 +89,7 @@ def send(files: tuple[str, ...], input_format: str, socket_dir: Path) -> None:
                 if chunk:
                     sock.sendall(b"".join(chunk))
             lines_sent[0] = line_number
-            sock.shutdown(socket.SHUT_WR)  # the daemon sees the end of input
+            sock.shutdown(socket.SHUT_WR)  # so the daemon reads the end of input
         except OSError as exc:
             failure.append(exc)
 

@@ -2,7 +2,7 @@
 
 A command handler never appends by itself. It raises ``CommandError`` for bad
 input, before anything is written, or returns the records of the change and
-the result to send back; the control server appends all records of one
+the result to send back. The control server appends all records of one
 command in one transaction, so a rejected command appends nothing and an
 accepted one is never half applied.
 """
@@ -31,7 +31,7 @@ class Request(msgspec.Struct):
 
 
 class CommandContext:
-    """What a handler may read: the core's state and who sent the command."""
+    """The state a handler reads: the core, and the origin of the command."""
 
     def __init__(self, core: Core, origin: Origin) -> None:
         self.core = core

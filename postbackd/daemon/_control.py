@@ -2,7 +2,7 @@
 
 Commands run one at a time. A command's records are appended in one
 transaction, and its response is sent once the decision loop has applied
-them, so the next command sees the change.
+them, so the next command reads the changed state.
 
 Error handling: a ``CommandError`` becomes an error response and changes
 nothing. An unexpected exception in a handler is logged with its traceback

@@ -91,7 +91,7 @@ _ENUM_CHOICES = {"type": ("install", "reengagement", "event"), "action": ("insta
 
 
 def _explain(exc: msgspec.ValidationError, prefix: str) -> InputError:
-    """Turn a msgspec validation error into an InputError that says how to fix the line."""
+    """Turn a msgspec validation error into an InputError that names the fix."""
     message = str(exc)
     unknown = _UNKNOWN_FIELD.match(message)
     if unknown is not None:

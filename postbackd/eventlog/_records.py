@@ -6,7 +6,7 @@ they are appended.
 
 Schema evolution: a log written by this version must replay in every later
 version. New fields are appended at the end of a struct and always have a
-default; the type of an existing field never changes; a tag is never reused.
+default. The type of an existing field never changes, and a tag is never reused.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class Record(msgspec.Struct, tag_field="kind", frozen=True, omit_defaults=True, 
 
 
 class Origin(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
-    """Who made a configuration change: the control socket peer's credentials."""
+    """The origin of a configuration change: the control socket peer's credentials."""
 
     uid: int | None = None
     pid: int | None = None
@@ -133,7 +133,7 @@ class Event(Record, tag="event", frozen=True):
 
     ``time`` is the event's own time in epoch seconds. When the producer's time
     was more than the allowed skew ahead of the daemon's received time, ``time``
-    holds the received time and ``reported_time`` keeps the producer's value.
+    is the received time and ``reported_time`` keeps the producer's value.
     """
 
     app: str

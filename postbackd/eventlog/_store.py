@@ -1,7 +1,7 @@
 """The append-only SQLite event log.
 
 One dedicated thread owns the writing connection. Appends from trio go into a
-queue; the thread takes everything queued, writes it in one transaction (group
+queue. The thread takes everything queued, writes it in one transaction (group
 commit) and reports each batch's sequence numbers back to trio through the
 trio token. Because only that thread inserts, sequence numbers follow commit
 order, and a reader that has seen sequence number N has seen everything below.
