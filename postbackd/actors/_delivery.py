@@ -6,6 +6,15 @@ task and one heap, not one task each. Requests run in the actor's nursery,
 at most ``concurrency`` at a time. A partner that hangs only fills its own
 actor's slots; other partners' actors run on.
 
+Networks match event postbacks to installs, so an event postback of a device
+never starts while the same device's install postback is pending or in flight
+in this actor. An event postback that becomes due then is parked by device
+and goes back into the heap when the install postback is delivered or fails
+for good. The check costs one dict lookup per due postback and the release
+one heap push per parked postback, so no step scans the queue. A parked
+postback stays in ``pending``, so counts, listings, snapshots and shutdown
+see it as pending.
+
 Due times are wall-clock epoch seconds from ``now`` (``time.time`` in the
 daemon), because they are stored in the log and must mean the same after a
 restart. Each wait converts the remaining seconds to trio's clock, so tests
@@ -235,6 +244,12 @@ class DeliveryActor:
         self.pending: dict[str, PendingPostback] = {}
         # Ids of the postbacks whose attempt is running now.
         self.in_flight_ids: set[str] = set()
+        # Postback id of the install postback pending here, by device id. The
+        # actor serves one app, so a device id names one device.
+        self._installs: dict[str, str] = {}
+        # Event postbacks that became due while their device's install postback
+        # was pending, by device id, then by postback id in the order they were parked.
+        self._parked: dict[str, dict[str, PendingPostback]] = {}
         self.idle = trio.Event()
         self.idle.set()
         self._stopping = False
@@ -249,8 +264,14 @@ class DeliveryActor:
         self._wakeup.set()
 
     def schedule(self, pending: PendingPostback) -> None:
-        """Queue a postback for delivery at ``pending.due``."""
+        """Queue a postback for delivery at ``pending.due``.
+
+        An install postback holds back the event postbacks of its device
+        until it is delivered or fails for good.
+        """
         self.pending[pending.postback_id] = pending
+        if pending.event.type == "install":
+            self._installs[pending.event.device] = pending.postback_id
         heapq.heappush(self._heap, (pending.due, next(self._counter), pending))
         self._wakeup.set()
 
@@ -259,7 +280,8 @@ class DeliveryActor:
 
         Returns False when the postback is not pending here. When an attempt
         of it is in flight, that attempt's outcome decides what happens next,
-        as it does when the log is replayed.
+        as it does when the log is replayed. A resent event postback still
+        waits for its device's install postback.
         """
         pending = self.pending.get(postback_id)
         if pending is None:
@@ -288,6 +310,9 @@ class DeliveryActor:
                     heapq.heappop(self._heap)
                     if not self._is_current(due, pending):
                         continue
+                    if self._waits_for_install(pending):
+                        self._park(pending)
+                        continue
                     await self._limiter.acquire_on_behalf_of(pending)
                     self.in_flight_ids.add(pending.postback_id)
                     self.idle = trio.Event()
@@ -309,6 +334,38 @@ class DeliveryActor:
             and pending.due == due
             and pending.postback_id not in self.in_flight_ids
         )
+
+    def _waits_for_install(self, pending: PendingPostback) -> bool:
+        return pending.event.type != "install" and pending.event.device in self._installs
+
+    def _park(self, pending: PendingPostback) -> None:
+        """Hold a due event postback until its device's install postback finishes.
+
+        Parking a postback twice (a resend pushes a second heap entry) keeps one entry.
+        """
+        device = pending.event.device
+        self._parked.setdefault(device, {})[pending.postback_id] = pending
+        logger.debug(
+            "postback %s event %s to %s/%s waits for install postback %s of device %s",
+            pending.postback_id, pending.event.id, self.app, self.network, self._installs[device], device,
+        )
+
+    def _release(self, install: PendingPostback) -> None:
+        """Return the event postbacks parked behind a finished install postback to the heap.
+
+        They keep their due times, which have passed, so they start at once,
+        in due order, as slots free up.
+        """
+        device = install.event.device
+        if self._installs.get(device) != install.postback_id:
+            return
+        del self._installs[device]
+        parked = self._parked.pop(device, None)
+        if not parked:
+            return
+        for pending in parked.values():
+            heapq.heappush(self._heap, (pending.due, next(self._counter), pending))
+        self._wakeup.set()
 
     async def _wait_for_work(self) -> None:
         await self._wakeup.wait()
@@ -378,6 +435,8 @@ class DeliveryActor:
             self._wakeup.set()
         else:
             self.pending.pop(pending.postback_id, None)
+            if pending.event.type == "install":
+                self._release(pending)
 
     async def _send(self, request: PreparedRequest, result: AttemptResult) -> None:
         """Send one request under one total deadline and fill in ``result``.
