@@ -173,6 +173,10 @@ class Decision(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     attribution_agency: str | None = None
     due: float | None = None
     session_window: int | None = None
+    # The country the rules resolved for the event: its own, else its
+    # device's install's; None when neither is known, and in logs written
+    # before this field existed.
+    country: str | None = None
 
 
 class Decided(Record, tag="decided", frozen=True):
