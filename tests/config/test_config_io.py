@@ -172,13 +172,13 @@ def test_import_rejects_file_with_problems(daemon, tmp_path):
 
     result = daemon.cli("config", "import", str(path), expect=1)
 
-    assert f"{path} has 4 problem(s); nothing was changed:" in result.output
+    assert f"{path} has 6 problem(s); nothing was changed:" in result.output
     assert "[apps.new] Invalid platform 'windows'" in result.output
     assert "[apps.shop.partners.examplenet] The value 'nothex' of network-specific field 'app_key'" in result.output
     assert "[apps.shop.partners.jsonads.postbacks.Purchase] Invalid delivery delay '2d'" in result.output
+    assert "[apps.shop.partners.jsonads.postbacks.Purchase] Unknown country code 'XX' in allow_only" in result.output
     assert "[apps.shop.partners.jsonads.postbacks.Signup] Invalid delivery method 'sometimes'" in result.output
-    # The delay is the first problem of that postback; its country code is checked once the delay is fixed.
-    assert "Unknown country code 'XX'" not in result.output
+    assert "[apps.shop.partners.jsonads.postbacks.Signup] Missing partner event name" in result.output
     assert last_seq(daemon) == before
     assert 'name = "Game"' in export(daemon)
 
@@ -193,7 +193,74 @@ def test_import_reports_bad_country_and_unknown_key(daemon, tmp_path):
     result = daemon.cli("config", "import", str(path), expect=1)
 
     assert "[apps.shop.partners.jsonads.postbacks.Purchase] Unknown country code 'XX' in allow_only" in result.output
-    assert "[apps.shop.partners.jsonads.postbacks.install] Object contains unknown field `colour`." in result.output
+    assert "[apps.shop.partners.jsonads.postbacks.install] Unknown key 'colour'. Valid keys here: delay, retries, " \
+        "method, block, allow_only, partner_event_name." in result.output
+
+
+def test_import_lists_every_problem_in_one_run(daemon, tmp_path):
+    daemon.start()
+    daemon.cli("app", "add", "demo-app", "--platform", "android", "--bundle-id", "com.example.demo", "--name", "Demo")
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[apps.demo-app]\nplatform = "android"\nbundle_id = "com.example.demo"\nname = "Demo"\n\n'
+        '[apps.demo-app.partners.examplenet]\nrespect_data_controled = false\nblock = ["UK"]\n\n'
+        '[apps.demo-app.partners.examplenet.fields]\napp_key = "nothex"\n\n'
+        '[apps.demo-app.partners.examplenet.postbacks.Purchase]\ndelay = "30 s"\nmethod = "All"\n'
+    )
+    before = last_seq(daemon)
+
+    result = daemon.cli("config", "import", str(path), expect=1)
+
+    partner = "[apps.demo-app.partners.examplenet]"
+    postback = "[apps.demo-app.partners.examplenet.postbacks.Purchase]"
+    problems = [line for line in result.output.splitlines() if line.startswith("[")]
+    assert f"{path} has 5 problem(s); nothing was changed:" in result.output
+    assert len(problems) == 5
+    assert f"{partner} Unknown key 'respect_data_controled'. Did you mean 'respect_data_controlled'?" in problems
+    assert any(line.startswith(f"{partner} Unknown country code 'UK' in block") for line in problems)
+    assert any("The United Kingdom is GB." in line for line in problems)
+    assert any(line.startswith(f"{partner} The value 'nothex' of network-specific field 'app_key'")
+               for line in problems)
+    delay_problem = next(line for line in problems if line.startswith(f"{postback} Invalid delivery delay '30 s'"))
+    assert delay_problem.endswith("Did you mean '30s'?")
+    assert f"{postback} Invalid delivery method 'All': use all, network or network+agency. Did you mean 'all'?" \
+        in problems
+    assert last_seq(daemon) == before
+
+
+def test_import_checks_tables_under_invalid_ones(daemon, tmp_path):
+    daemon.start()
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[apps.shop]\nplatform = "ios"\nname = 3\ncolour = "red"\n\n'
+        '[apps.shop.partners.jsonads]\nactive = "yes"\n\n'
+        '[apps.shop.partners.jsonads.postbacks.install]\nretries = 11\nallow_only = ["US"]\n'
+    )
+
+    result = daemon.cli("config", "import", str(path), expect=1)
+
+    assert f"{path} has 7 problem(s); nothing was changed:" in result.output
+    assert "[apps.shop] Unknown key 'colour'. Valid keys here: platform, bundle_id, name, partners." in result.output
+    assert "[apps.shop] Missing key 'bundle_id'." in result.output
+    assert "[apps.shop.name] Expected `str`, got `int`." in result.output
+    assert "[apps.shop.partners.jsonads.active] Expected `bool`, got `str`." in result.output
+    assert "[apps.shop.partners.jsonads] Missing required network-specific field 'advertiser_id'" in result.output
+    assert "[apps.shop.partners.jsonads.postbacks.install] Invalid retry attempts 11" in result.output
+    assert "[apps.shop.partners.jsonads.postbacks.install] The install postback of partner 'jsonads' always uses " \
+        "the partner's country filter." in result.output
+    assert last_seq(daemon) == 0
+
+
+def test_import_rejects_non_table_entries(daemon, tmp_path):
+    daemon.start()
+    path = tmp_path / "config.toml"
+    path.write_text('title = "mine"\n[apps]\nshop = 3\n')
+
+    result = daemon.cli("config", "import", str(path), expect=1)
+
+    assert "[top level] Unknown key 'title'. Valid keys here: apps." in result.output
+    assert "[apps.shop] Expected a table, got `int`." in result.output
+    assert last_seq(daemon) == 0
 
 
 def test_import_reports_wrong_type_with_location(daemon, tmp_path):
