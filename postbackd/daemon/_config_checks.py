@@ -6,6 +6,7 @@ the fix. No message repeats the value of a secret network-specific field.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -83,22 +84,40 @@ def check_app(app: AppConfig) -> None:
     check_text(app.name, "app name")
 
 
-def known_app(config: ConfigState, app_id: str) -> AppConfig:
+def suggest(name: str, known: Iterable[str]) -> str:
+    """Return " Did you mean 'x'?" for the known name closest to a mistyped ``name``, or an empty string."""
+    known = list(known)
+    same_but_case = [candidate for candidate in known if candidate.lower() == name.lower()]
+    matches = same_but_case or difflib.get_close_matches(name, known, n=1)
+    return f" Did you mean {matches[0]!r}?" if matches else ""
+
+
+def _missing(what: str, name: str, known: list[str], owner: str, add_hint: str | None) -> CommandError:
+    """Return the error for a name that is not configured: a close name, else the known ones, else how to add."""
+    close = suggest(name, known)
+    if close:
+        return CommandError(f"{what} {name!r} does not exist{owner}.{close}")
+    listed = ", ".join(known) if known else "none yet"
+    hint = f" Add it with `{add_hint}`." if add_hint else ""
+    return CommandError(f"{what} {name!r} does not exist{owner} (existing: {listed}).{hint}")
+
+
+def known_app(config: ConfigState, app_id: str, *, adding: bool = False) -> AppConfig:
+    """Return the app ``app_id``; the error suggests `app add` only when ``adding`` something to it."""
     app = config.apps.get(app_id)
     if app is None:
-        known = ", ".join(sorted(config.apps)) or "none yet"
-        raise CommandError(f"Unknown app {app_id!r} (registered apps: {known}). Add it with `postbackd app add`.")
+        raise _missing("App", app_id, sorted(config.apps), "", "postbackd app add" if adding else None)
     return app
 
 
-def known_partner(config: ConfigState, app_id: str, network: str) -> PartnerConfig:
-    known_app(config, app_id)
+def known_partner(config: ConfigState, app_id: str, network: str, *, adding: bool = False) -> PartnerConfig:
+    """Return the partner ``network`` of ``app_id``; the error suggests `partner add` only when ``adding``."""
+    known_app(config, app_id, adding=adding)
     partner = config.partners.get((app_id, network))
     if partner is None:
-        known = ", ".join(p.network for p in config.partners_of(app_id)) or "none yet"
-        raise CommandError(
-            f"Unknown partner {network!r} for app {app_id!r} (its partners: {known}). "
-            f"Add it with `postbackd partner add {app_id} {network}`."
+        raise _missing(
+            "Partner", network, [p.network for p in config.partners_of(app_id)], f" for app {app_id!r}",
+            f"postbackd partner add {app_id} {network}" if adding else None,
         )
     return partner
 
@@ -107,10 +126,9 @@ def known_postback(config: ConfigState, app_id: str, network: str, event: str) -
     known_partner(config, app_id, network)
     postback = config.postback_for(app_id, network, event)
     if postback is None:
-        known = ", ".join(p.event for p in config.postbacks_of(app_id, network)) or "none yet"
-        raise CommandError(
-            f"Unknown postback {event!r} for partner {network!r} of app {app_id!r} (its postbacks: {known}). "
-            f"Add it with `postbackd postback add {app_id} {network} {event}`."
+        raise _missing(
+            "Postback", event, [p.event for p in config.postbacks_of(app_id, network)],
+            f" for partner {network!r} of app {app_id!r}", None,
         )
     return postback
 
@@ -188,11 +206,12 @@ def parse_countries(values: Iterable[str] | str, option: str) -> tuple[str, ...]
     """Parse country codes given as repeated options and/or comma-separated lists.
 
     Codes are ISO 3166-1 alpha-2 in any case; the result is upper case,
-    sorted and without repeats.
+    sorted and without repeats. The error names every unknown code.
     """
     if isinstance(values, str):
         values = [values]
     codes = set()
+    unknown = []
     for value in values:
         if not isinstance(value, str):
             raise CommandError(f"Invalid {option} {value!r}: expected country codes as text, such as 'US,DE'.")
@@ -202,10 +221,15 @@ def parse_countries(values: Iterable[str] | str, option: str) -> tuple[str, ...]
             try:
                 codes.add(normalize_country(part))
             except InputError:
-                raise CommandError(
-                    f"Unknown country code {part.strip()!r} in {option}: use ISO 3166-1 alpha-2 codes "
-                    "such as US, DE or GB, separated by commas."
-                ) from None
+                unknown.append(part.strip())
+    if unknown:
+        # UK is only reserved in ISO 3166-1: the code of the United Kingdom is GB.
+        uk = " The United Kingdom is GB." if any(code.upper() == "UK" for code in unknown) else ""
+        names = ", ".join(repr(code) for code in unknown)
+        raise CommandError(
+            f"Unknown country code{'s' if len(unknown) > 1 else ''} {names} in {option}: use ISO 3166-1 alpha-2 "
+            f"codes such as US, DE or GB, separated by commas.{uk}"
+        )
     if not codes:
         raise CommandError(
             f"Missing country codes for {option}: give one or more ISO 3166-1 alpha-2 codes such as US,DE. "
@@ -260,13 +284,25 @@ def check_event(event: str) -> str:
     return check_text(event, "event name ('install' or a post-install event name)")
 
 
+def _delay_hint(text: str) -> str:
+    """Return a corrected form of a delay text that fails to parse, such as '30s' for '30' or '30 s'."""
+    if re.fullmatch(r"\s*[0-9.]+\s*", text):
+        return f" Add a unit, e.g. '{text.strip()}s'."
+    compact = "".join(text.split()).lower()
+    try:
+        parse_duration(compact)
+    except ValueError:
+        return ""
+    return f" Did you mean '{compact}'?"
+
+
 def parse_delay(value: str | float | int) -> float:
     """Parse a delivery delay: a duration text such as ``realtime``, ``30s`` or ``1h30m``, or seconds."""
     if isinstance(value, str):
         try:
             seconds = parse_duration(value)
         except ValueError:
-            hint = f" Add a unit, e.g. '{value.strip()}s'." if re.fullmatch(r"\s*[0-9.]+\s*", value) else ""
+            hint = _delay_hint(value)
             raise CommandError(
                 f"Invalid delivery delay {value!r}: expected {DURATION_FORMS}, up to 24h.{hint}"
             ) from None
@@ -296,27 +332,41 @@ def check_method(method: str) -> str:
     if method not in DELIVERY_METHODS:
         raise CommandError(
             f"Invalid delivery method {method!r}: use all, network or network+agency."
+            + suggest(method, DELIVERY_METHODS)
         )
     return method
 
 
-def check_postback(integration: Integration, postback: PostbackConfig) -> None:
-    """Check a postback's full state against its partner's integration."""
-    where = f"postback {postback.event!r} of partner {postback.network!r}"
-    check_event(postback.event)
-    check_method(postback.method)
-    check_retries(postback.retries)
-    parse_delay(postback.delay)
+def check_install_countries(postback: PostbackConfig) -> None:
+    """Reject a country filter on an install postback: installs use the partner's filter."""
     if postback.event == INSTALL and postback.countries != CountryFilter():
         raise CommandError(
             f"The install postback of partner {postback.network!r} always uses the partner's country filter. "
             f"Set it with `postbackd partner set {postback.app_id} {postback.network} --block CC,...` "
             "or --allow-only CC,...."
         )
+
+
+def check_partner_event_name(integration: Integration | None, postback: PostbackConfig) -> None:
+    """Check the partner event name, and that one is set when the integration needs it.
+
+    Without an ``integration`` (its id is unknown) only the name itself is checked.
+    """
+    where = f"postback {postback.event!r} of partner {postback.network!r}"
     if postback.partner_event_name is not None:
         check_text(postback.partner_event_name, f"partner event name of {where}")
-    elif integration.event_names == "required" and postback.event != INSTALL:
+    elif integration is not None and integration.event_names == "required" and postback.event != INSTALL:
         raise CommandError(
             f"Missing partner event name for {where}: integration {integration.id!r} needs the network's own "
             "name for each event. Add --partner-event-name NAME."
         )
+
+
+def check_postback(integration: Integration, postback: PostbackConfig) -> None:
+    """Check a postback's full state against its partner's integration."""
+    check_event(postback.event)
+    check_method(postback.method)
+    check_retries(postback.retries)
+    parse_delay(postback.delay)
+    check_install_countries(postback)
+    check_partner_event_name(integration, postback)

@@ -150,7 +150,7 @@ def check_partner_with_postbacks(ctx: CommandContext, partner: PartnerConfig) ->
 @command("partner.add")
 def partner_add(ctx: CommandContext, args: dict[str, Any]) -> tuple[list[Record], Any]:
     app_id = require(args, "app_id")
-    known_app(ctx.config, app_id)
+    known_app(ctx.config, app_id, adding=True)
     network = check_id(require(args, "network"), "network")
     if (app_id, network) in ctx.config.partners:
         raise CommandError(
@@ -213,7 +213,7 @@ def apply_postback_settings(current: PostbackConfig, args: dict[str, Any]) -> Po
 def postback_add(ctx: CommandContext, args: dict[str, Any]) -> tuple[list[Record], Any]:
     app_id = require(args, "app_id")
     network = require(args, "network")
-    partner = known_partner(ctx.config, app_id, network)
+    partner = known_partner(ctx.config, app_id, network, adding=True)
     event = check_text(require(args, "event"), "event name ('install' or a post-install event name)")
     if ctx.config.postback_for(app_id, network, event) is not None:
         raise CommandError(

@@ -18,7 +18,7 @@ import trio
 
 from postbackd.actors import ConfigState
 from postbackd.daemon._commands import CommandContext, CommandError, command
-from postbackd.daemon._config_checks import secret_names
+from postbackd.daemon._config_checks import known_app, secret_names
 from postbackd.daemon._config_describe import describe_change
 from postbackd.daemon._config_views import mask_fields
 from postbackd.eventlog import CONFIG_KIND_CONDITION, PartnerConfigured, Record, connect, decode_record
@@ -83,9 +83,8 @@ def read_history(path: Path, catalog: Catalog, app_id: str | None = None, limit:
 @command("config.history")
 async def config_history(ctx: CommandContext, args: dict[str, Any]) -> tuple[list[Record], Any]:
     app_id = args.get("app_id")
-    if app_id is not None and app_id not in ctx.config.apps:
-        known = ", ".join(sorted(ctx.config.apps)) or "none yet"
-        raise CommandError(f"Unknown app {app_id!r} (registered apps: {known}).")
+    if app_id is not None:
+        known_app(ctx.config, app_id)
     limit = args.get("limit")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise CommandError(f"Invalid limit {limit!r}: expected a whole number of changes, 0 or more.")

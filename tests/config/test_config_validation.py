@@ -10,16 +10,19 @@ from tests.config.conftest import SECRET, last_seq
 
 # (test id, CLI arguments, expected exit code, texts the message contains)
 CLI_CASES = [
-    ("unknown app", ["partner", "add", "nosuch", "jsonads"], 1, ["Unknown app 'nosuch'", "game, shop"]),
-    ("unknown app on set", ["app", "set", "nosuch", "--name", "X"], 1, ["Unknown app 'nosuch'"]),
-    ("unknown app on show", ["app", "show", "nosuch"], 1, ["Unknown app 'nosuch'"]),
+    ("unknown app", ["partner", "add", "nosuch", "jsonads"], 1,
+     ["App 'nosuch' does not exist (existing: game, shop)", "postbackd app add"]),
+    ("unknown app on set", ["app", "set", "nosuch", "--name", "X"], 1, ["App 'nosuch' does not exist"]),
+    ("unknown app on show", ["app", "show", "nosuch"], 1, ["App 'nosuch' does not exist"]),
     ("unknown partner", ["postback", "add", "shop", "nosuchnet", "install"], 1,
-     ["Unknown partner 'nosuchnet' for app 'shop'", "examplenet, jsonads"]),
+     ["Partner 'nosuchnet' does not exist for app 'shop' (existing: examplenet, jsonads)",
+      "postbackd partner add shop nosuchnet"]),
     ("unknown partner on set", ["partner", "set", "shop", "nosuchnet", "--inactive"], 1,
-     ["Unknown partner 'nosuchnet'"]),
-    ("unknown partner on remove", ["partner", "remove", "game", "jsonads"], 1, ["Unknown partner 'jsonads'"]),
+     ["Partner 'nosuchnet' does not exist for app 'shop'"]),
+    ("unknown partner on remove", ["partner", "remove", "game", "jsonads"], 1, ["Partner 'jsonads' does not exist for app 'game' (existing: localnet)."]),
     ("unknown postback", ["postback", "set", "shop", "jsonads", "Nope", "--retries", "1"], 1,
-     ["Unknown postback 'Nope'", "install, App Open, Purchase"]),
+     ["Postback 'Nope' does not exist for partner 'jsonads' of app 'shop' "
+      "(existing: install, App Open, Purchase)."]),
     ("unknown integration by network", ["partner", "add", "shop", "acme"], 1,
      ["Unknown integration 'acme'", "custom, examplenet, jsonads"]),
     ("unknown integration by option", ["partner", "add", "shop", "acme", "--integration", "nope"], 1,
@@ -106,7 +109,8 @@ CLI_CASES = [
      ["Nothing to change", "postbackd partner set --help"]),
     ("nothing to change on app", ["app", "set", "shop"], 1, ["Nothing to change"]),
     ("nothing to change on postback", ["postback", "set", "shop", "jsonads", "Purchase"], 1, ["Nothing to change"]),
-    ("history of unknown app", ["config", "history", "--app", "nosuch"], 1, ["Unknown app 'nosuch'"]),
+    ("history of unknown app", ["config", "history", "--app", "nosuch"], 1,
+     ["App 'nosuch' does not exist (existing: game, shop)."]),
 ]
 
 # (test id, control op, arguments, texts the error contains): checks that the CLI cannot reach.
