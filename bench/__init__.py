@@ -1,7 +1,8 @@
 """Benchmarks of postbackd against the limits of its own parts; run them with ``python -m bench.run``.
 
-The entry point is ``bench.run``; the other modules are its scenarios
-(``_ingest``, ``_delivery``, ``_latency``, ``_restart``), the tools they use
-(``_daemon``, ``_receiver``, ``_load``, ``_data``, ``_logbuild``,
-``_profile``) and the report (``_results``, ``_report``, ``_machine``).
+The entry point is ``bench.run``. The scenarios are in ``_ingest``,
+``_delivery``, ``_latency`` and ``_restart``. The tools they use are in
+``_daemon``, ``_receiver``, ``_load``, ``_data``, ``_logbuild`` and
+``_profile``, and the report is built by ``_results``, ``_report`` and
+``_machine``.
 """

@@ -25,7 +25,7 @@ NETWORKS = ("net1", "net2", "net3")
 
 
 class BenchError(RuntimeError):
-    """A benchmark step failed; the message says which and where its log is."""
+    """A benchmark step failed; the message names the step and the daemon's log file."""
 
 
 class DaemonProcess:

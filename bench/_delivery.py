@@ -30,12 +30,12 @@ ATTEMPT_TIMEOUT = 10.0
 # Bytes of a response body that the daemon keeps; the loops read as much.
 RESPONSE_HEAD_BYTES = 1024
 
-# Slowest delivery rate (postbacks/s) the run waits for before it is abandoned.
+# Slowest delivery rate (postbacks/s or requests/s) that a run may have; a slower run is abandoned.
 MIN_RATE = 200
 
 
 def plain_client() -> httpx.AsyncClient:
-    """An httpx client with the pool size, timeout and redirect and proxy settings of a delivery actor."""
+    """Build an httpx client with the pool size, timeout, redirect and proxy settings of a delivery actor."""
     return httpx.AsyncClient(
         limits=httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY, keepalive_expiry=30),
         timeout=httpx.Timeout(ATTEMPT_TIMEOUT),
@@ -45,7 +45,7 @@ def plain_client() -> httpx.AsyncClient:
 
 
 def daemon_transport_client() -> httpx.AsyncClient:
-    """The client a delivery actor builds, with its address-checking transport."""
+    """Build the HTTP client that a delivery actor uses, with its address-checking transport."""
     return make_client(concurrency=CONCURRENCY, attempt_timeout=ATTEMPT_TIMEOUT, allow_private=True)
 
 
@@ -71,18 +71,22 @@ async def _request_loop(url: str, total: int, make_client: Callable[[], httpx.As
                 finally:
                     await response.aclose()
                 if response.status_code != 200:
-                    raise RuntimeError(f"The receiver answered {response.status_code} to {request.url}.")
+                    raise RuntimeError(f"The receiver responded {response.status_code} to {request.url}; expected 200.")
 
     clients = [make_client() for _ in NETWORKS]
+    limit = 60 + total / MIN_RATE
     started = trio.current_time()
     try:
-        async with trio.open_nursery() as nursery:
-            for client, network in zip(clients, NETWORKS):
-                for _ in range(CONCURRENCY):
-                    nursery.start_soon(worker, client, network)
+        with trio.move_on_after(limit) as scope:
+            async with trio.open_nursery() as nursery:
+                for client, network in zip(clients, NETWORKS):
+                    for _ in range(CONCURRENCY):
+                        nursery.start_soon(worker, client, network)
     finally:
         for client in clients:
             await client.aclose()
+    if scope.cancelled_caught:
+        raise RuntimeError(f"The plain loop did not finish {total:,} requests within {limit:.0f} s.")
     return trio.current_time() - started
 
 
@@ -91,6 +95,55 @@ def request_loop_rate(url: str, total: int, make_client: Callable[[], httpx.Asyn
     cpu_started = time.process_time()
     seconds = trio.run(_request_loop, url, total, make_client)
     return total / seconds, (time.process_time() - cpu_started) / total
+
+
+class _DaemonRun:
+    """Measurements of the daemon's part of the delivery run."""
+
+    def __init__(self, rate: float | None, seconds: float, cpu_per_postback: float, delivered: int) -> None:
+        self.rate = rate
+        self.seconds = seconds
+        self.cpu_per_postback = cpu_per_postback
+        self.delivered = delivered
+
+
+def _run_daemon(work_dir: Path, receiver: MultiProcessReceiver, installs: int, py_spy: str | None,
+                result: ScenarioResult) -> _DaemonRun:
+    """Send the installs to a new daemon and wait until the receiver has every postback."""
+    total = installs * len(NETWORKS)
+    lines_path = work_dir / "delivery.jsonl"
+    write_install_lines(lines_path, installs)
+    timeout = 60 + total / MIN_RATE
+    receiver.reset()
+    with DaemonProcess(work_dir, "delivery") as daemon:
+        daemon.start()
+        configure(daemon, receiver.url, events=("install",), method="all", delay="realtime")
+        assert daemon.process is not None
+        profiler = Profiler(py_spy, daemon.process.pid, work_dir / "delivery-profile.txt") if py_spy else None
+        if profiler is not None:
+            # py-spy needs a moment to attach before the measured run begins.
+            time.sleep(1.0)
+
+        cpu_before = daemon.cpu_seconds()
+        started = time.monotonic()
+        sent = subprocess.run(
+            [sys.executable, "-m", "postbackd", "send", str(lines_path), "--socket-dir", str(daemon.socket_dir)],
+            capture_output=True, text=True, timeout=timeout,
+        )
+        arrived = receiver.wait_for(total, timeout=max(1.0, started + timeout - time.monotonic()))
+        if profiler is not None:
+            result.profiles.append(("daemon during the delivery run", profiler.stop()))
+        delivered = _wait_delivered(daemon, total, started + timeout)
+        cpu_per_postback = (daemon.cpu_seconds() - cpu_before) / total
+
+    if sent.returncode != 0:
+        raise RuntimeError(f"postbackd send failed: {sent.stdout.strip()} {sent.stderr.strip()}")
+    received = receiver.count()
+    if not arrived:
+        raise RuntimeError(f"The receiver got {received:,} of {total:,} postbacks within {timeout:.0f} s.")
+    first, last = receiver.first_last()
+    rate = received / (last - first) if last > first else None
+    return _DaemonRun(rate, last - started, cpu_per_postback, delivered)
 
 
 def run_delivery(
@@ -111,7 +164,7 @@ def run_delivery(
     )
     result.setup.append(
         f"Receiver: {receiver.workers} processes on one port (SO_REUSEPORT), each a minimal asyncio HTTP/1.1 "
-        "keep-alive server that answers 200 at once."
+        "keep-alive server that responds 200 at once."
     )
 
     receiver.reset()
@@ -119,61 +172,30 @@ def run_delivery(
     receiver.reset()
     plain_rate, plain_cpu = request_loop_rate(receiver.url, plain_requests, plain_client)
     transport_rate, transport_cpu = request_loop_rate(receiver.url, plain_requests, daemon_transport_client)
-    receiver.reset()
-
-    lines_path = work_dir / "delivery.jsonl"
-    write_install_lines(lines_path, installs)
-    timeout = 60 + total / MIN_RATE
-    with DaemonProcess(work_dir, "delivery") as daemon:
-        daemon.start()
-        configure(daemon, receiver.url, events=("install",), method="all", delay="realtime")
-        assert daemon.process is not None
-        profiler = Profiler(py_spy, daemon.process.pid, work_dir / "delivery-profile.txt") if py_spy else None
-        if profiler is not None:
-            time.sleep(1.0)
-        cpu_before = daemon.cpu_seconds()
-        started = time.monotonic()
-        sent = subprocess.run(
-            [sys.executable, "-m", "postbackd", "send", str(lines_path), "--socket-dir", str(daemon.socket_dir)],
-            capture_output=True, text=True, timeout=timeout,
-        )
-        arrived = receiver.wait_for(total, timeout=max(1.0, started + timeout - time.monotonic()))
-        if profiler is not None:
-            result.profiles.append(("daemon during the delivery run", profiler.stop()))
-        delivered = _wait_delivered(daemon, total, started + timeout)
-        daemon_cpu = (daemon.cpu_seconds() - cpu_before) / total
-        first, last = receiver.first_last()
-        received = receiver.count()
-
-    if sent.returncode != 0:
-        raise RuntimeError(f"postbackd send failed: {sent.stdout.strip()} {sent.stderr.strip()}")
-    if not arrived:
-        raise RuntimeError(f"The receiver got {received:,} of {total:,} postbacks within {timeout:.0f} s.")
-    daemon_rate = received / (last - first) if last > first else None
+    daemon = _run_daemon(work_dir, receiver, installs, py_spy, result)
+    rate = daemon.rate
 
     result.figure("receiver capacity", capacity, "requests/s", client_used)
     result.figure("plain httpx loop", plain_rate, "requests/s",
                   f"{plain_requests:,} requests, 3 clients x {CONCURRENCY} tasks, httpx's own transport")
     result.figure("plain loop with the daemon's transport", transport_rate, "requests/s",
                   "the same loop with `make_client`, which checks endpoint addresses")
-    result.figure("postbacks delivered by the daemon", daemon_rate, "postbacks/s",
-                  "first to last request at the receiver")
-    result.figure("send start to last request", last - started, "s")
-    result.figure("daemon CPU time per postback", daemon_cpu * 1e6, "µs",
+    result.figure("postbacks delivered by the daemon", rate, "postbacks/s", "first to last request at the receiver")
+    result.figure("send start to last request", daemon.seconds, "s")
+    result.figure("daemon CPU time per postback", daemon.cpu_per_postback * 1e6, "µs",
                   "user and system time, all threads; includes taking in the installs and deciding them")
     result.figure("plain loop CPU time per request", plain_cpu * 1e6, "µs", "httpx's own transport")
     result.figure("plain loop CPU time per request, daemon's transport", transport_cpu * 1e6, "µs")
-    result.figure("attempts recorded as delivered (`status`)", None, "", f"{delivered:,} of {total:,}")
-    result.figure("ratio daemon / plain httpx loop", daemon_rate / plain_rate if daemon_rate else None, "")
-    result.figure("ratio daemon / loop with the daemon's transport",
-                  daemon_rate / transport_rate if daemon_rate else None, "")
-    result.figure("ratio of CPU time per request, plain loop / daemon", plain_cpu / daemon_cpu, "",
+    result.figure("attempts recorded as delivered (`status`)", None, "", f"{daemon.delivered:,} of {total:,}")
+    result.figure("ratio daemon / plain httpx loop", rate / plain_rate if rate else None, "")
+    result.figure("ratio daemon / loop with the daemon's transport", rate / transport_rate if rate else None, "")
+    result.figure("ratio of CPU time per request, plain loop / daemon", plain_cpu / daemon.cpu_per_postback, "",
                   "what the rate ratio would be if neither had to share the CPU")
-    result.figure("ratio receiver capacity / daemon", capacity / daemon_rate if daemon_rate else None, "")
-    result.target("delivered postbacks/s", daemon_rate, ">=", 2_000, "postbacks/s")
-    result.target("ratio to the plain httpx loop", daemon_rate / plain_rate if daemon_rate else None, ">=", 0.8, "")
-    if daemon_rate:
-        result.values["max_rate"] = daemon_rate
+    result.figure("ratio receiver capacity / daemon", capacity / rate if rate else None, "")
+    result.target("delivered postbacks/s", rate, ">=", 2_000, "postbacks/s")
+    result.target("ratio to the plain httpx loop", rate / plain_rate if rate else None, ">=", 0.8, "")
+    if rate:
+        result.values["max_rate"] = rate
     return result
 
 

@@ -23,7 +23,7 @@ RAW_BATCH_LINES = 10_000
 # Delivery delay of the postbacks during the ingest run: nothing comes due while it runs.
 INGEST_DELAY = "24h"
 
-# Slowest rate, in lines per second, at which the send and the decisions may take before the run is abandoned.
+# Slowest ingest rate (lines/s) that a run may have; a slower run is abandoned.
 MIN_RATE = 2_000
 
 # Address that the partners' URL templates name; nothing is sent there within the 24 h delay.
@@ -52,7 +52,7 @@ def raw_pipeline(lines_path: Path, db_path: Path) -> tuple[int, float, float]:
     """Decode, encode and insert every line in one thread; return (lines, seconds, CPU seconds).
 
     The table is the event log's own (``postbackd.eventlog.connect``: WAL,
-    synchronous FULL, the unique dedup key), and every transaction holds
+    synchronous FULL, the unique dedup key), and every transaction contains
     ``RAW_BATCH_LINES`` lines.
     """
     decoder = msgspec.json.Decoder(_RawInput)
@@ -86,6 +86,55 @@ def _insert(conn: Any, insert: str, rows: list[tuple]) -> None:
     conn.execute("COMMIT")
 
 
+class _DaemonRun:
+    """Measurements of the daemon's part of the ingest run."""
+
+    def __init__(self, ack_seconds: float, decided_seconds: float | None, cpu_seconds: float, status: dict,
+                 rss_bytes: int, send_output: str) -> None:
+        self.ack_seconds = ack_seconds
+        self.decided_seconds = decided_seconds
+        self.cpu_seconds = cpu_seconds
+        self.status = status
+        self.rss_bytes = rss_bytes
+        self.send_output = send_output
+
+
+def _run_daemon(work_dir: Path, lines_path: Path, events: int, settings: str, py_spy: str | None,
+                result: ScenarioResult) -> _DaemonRun:
+    """Send the lines with ``postbackd send`` to a new daemon and wait until every event is decided."""
+    timeout = 60 + events / MIN_RATE
+    with DaemonProcess(work_dir, "ingest") as daemon:
+        daemon.start(settings)
+        configure(daemon, UNUSED_RECEIVER, events=("install", "Purchase", "SessionBegin"), method="network",
+                  delay=INGEST_DELAY)
+        assert daemon.process is not None
+        profiler = Profiler(py_spy, daemon.process.pid, work_dir / "ingest-profile.txt") if py_spy else None
+        if profiler is not None:
+            # py-spy needs a moment to attach before the measured run begins.
+            time.sleep(1.0)
+
+        cpu_before = daemon.cpu_seconds()
+        started = time.monotonic()
+        sent = subprocess.run(
+            [sys.executable, "-m", "postbackd", "send", str(lines_path), "--socket-dir", str(daemon.socket_dir)],
+            capture_output=True, text=True, timeout=timeout,
+        )
+        acknowledged_at = time.monotonic()
+        decided_at = _wait_decided(daemon, events, started + timeout)
+        cpu_seconds = daemon.cpu_seconds() - cpu_before
+
+        if profiler is not None:
+            result.profiles.append(("daemon during the ingest run", profiler.stop()))
+        run = _DaemonRun(
+            acknowledged_at - started, decided_at - started if decided_at else None, cpu_seconds, daemon.status(),
+            daemon.rss_bytes(), sent.stdout,
+        )
+    expected = f"accepted {events}, duplicate 0, rejected 0"
+    if sent.returncode != 0 or expected not in sent.stdout:
+        raise RuntimeError(f"postbackd send did not accept every line: {sent.stdout.strip()} {sent.stderr.strip()}")
+    return run
+
+
 def run_ingest(work_dir: Path, events: int, py_spy: str | None, settings: str = "") -> ScenarioResult:
     """Measure ingest; ``settings`` is the daemon's settings file (TOML), empty for its defaults."""
     result = ScenarioResult("ingest", "Ingest")
@@ -109,53 +158,27 @@ def run_ingest(work_dir: Path, events: int, py_spy: str | None, settings: str = 
 
     raw_lines, raw_seconds, raw_cpu = raw_pipeline(lines_path, work_dir / "raw-pipeline.sqlite3")
     raw_rate = raw_lines / raw_seconds
+    daemon = _run_daemon(work_dir, lines_path, events, settings, py_spy, result)
+    ack_rate = events / daemon.ack_seconds
+    daemon_cpu_per_event = daemon.cpu_seconds / events
+    raw_cpu_per_line = raw_cpu / raw_lines
+    scheduled = sum(p["scheduled"] for p in daemon.status["partners"])
+    suppressed = sum(p["suppressed"] for p in daemon.status["partners"])
 
-    timeout = 60 + events / MIN_RATE
-    with DaemonProcess(work_dir, "ingest") as daemon:
-        daemon.start(settings)
-        configure(daemon, UNUSED_RECEIVER, events=("install", "Purchase", "SessionBegin"), method="network",
-                  delay=INGEST_DELAY)
-        assert daemon.process is not None
-        profiler = Profiler(py_spy, daemon.process.pid, work_dir / "ingest-profile.txt") if py_spy else None
-        if profiler is not None:
-            # py-spy needs a moment to attach before the measured run begins.
-            time.sleep(1.0)
-        cpu_before = daemon.cpu_seconds()
-        started = time.monotonic()
-        sent = subprocess.run(
-            [sys.executable, "-m", "postbackd", "send", str(lines_path), "--socket-dir", str(daemon.socket_dir)],
-            capture_output=True, text=True, timeout=timeout,
-        )
-        acknowledged_at = time.monotonic()
-        decided_at = _wait_decided(daemon, events, started + timeout)
-        daemon_cpu = daemon.cpu_seconds() - cpu_before
-        if profiler is not None:
-            result.profiles.append(("daemon during the ingest run", profiler.stop()))
-        status = daemon.status()
-        rss = daemon.rss_bytes()
-
-    expected = f"accepted {events}, duplicate 0, rejected 0"
-    if sent.returncode != 0 or expected not in sent.stdout:
-        raise RuntimeError(f"postbackd send did not accept every line: {sent.stdout.strip()} {sent.stderr.strip()}")
-    ack_seconds = acknowledged_at - started
-    ack_rate = events / ack_seconds
-    scheduled = sum(p["scheduled"] for p in status["partners"])
-    suppressed = sum(p["suppressed"] for p in status["partners"])
-
-    result.figure("postbackd send, start to last acknowledgement", ack_seconds, "s",
+    result.figure("postbackd send, start to last acknowledgement", daemon.ack_seconds, "s",
                   "includes the start-up of the send process")
     result.figure("acknowledged events", ack_rate, "events/s")
-    result.figure("start to every event decided", decided_at - started if decided_at else None, "s",
+    result.figure("start to every event decided", daemon.decided_seconds, "s",
                   "the decision loop may trail the acknowledgements")
     result.figure("decisions: scheduled / suppressed", None, "", f"{scheduled:,} / {suppressed:,}")
-    result.figure("daemon resident memory after the run", rss / 1e6, "MB")
-    result.figure("daemon CPU time per event", daemon_cpu / events * 1e6, "µs",
+    result.figure("daemon resident memory after the run", daemon.rss_bytes / 1e6, "MB")
+    result.figure("daemon CPU time per event", daemon_cpu_per_event * 1e6, "µs",
                   "user and system time, all threads, until every event was decided")
     result.figure("raw pipeline: decode, encode, insert in one thread", raw_rate, "lines/s",
                   f"{RAW_BATCH_LINES:,} lines per transaction")
-    result.figure("raw pipeline CPU time per line", raw_cpu / raw_lines * 1e6, "µs")
+    result.figure("raw pipeline CPU time per line", raw_cpu_per_line * 1e6, "µs")
     result.figure("ratio daemon / raw pipeline", ack_rate / raw_rate, "", "acknowledged events/s over lines/s")
-    result.figure("ratio of CPU time per line, raw pipeline / daemon", raw_cpu / raw_lines / (daemon_cpu / events), "",
+    result.figure("ratio of CPU time per line, raw pipeline / daemon", raw_cpu_per_line / daemon_cpu_per_event, "",
                   "what the rate ratio would be if neither had to share the CPU")
     result.target("acknowledged events/s", ack_rate, ">=", 50_000, "events/s")
     return result

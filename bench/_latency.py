@@ -33,7 +33,7 @@ class _Ack(msgspec.Struct):
 
 
 def percentile(values: list[float], fraction: float) -> float:
-    """The value below which ``fraction`` of ``values`` lie (nearest rank)."""
+    """Return the value below which ``fraction`` of ``values`` lie (nearest rank)."""
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))
     return ordered[index]

@@ -4,7 +4,7 @@ wrk (a C load generator) is used when it is on PATH. Otherwise the check
 runs Python client processes, each an asyncio loop with several keep-alive
 connections that send one request at a time. On a 2-core machine the
 clients share the CPU with the receiver, so either figure is a lower bound
-of what the receiver can answer.
+of the receiver's capacity.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ CHECK_MARGIN = 30.0
 
 
 def measure_capacity(url: str, *, seconds: float, clients: int, connections: int) -> tuple[float, str]:
-    """Return requests/s answered by the server at ``url`` and a description of the client used."""
+    """Return the requests/s that the server at ``url`` handled, and a description of the client used."""
     wrk = shutil.which("wrk")
     target = f"{url}/pb/capacity?id=probe"
     if wrk is not None:

@@ -1,6 +1,6 @@
 """Build a large event log directly, without the daemon, for the restart and memory runs.
 
-The log holds what a daemon would have written for a feed of installs and
+The log contains what a daemon would have written for a feed of installs and
 events: the configuration records, then for every event its ``Event``
 record, its ``Decided`` record with the decisions of the real
 ``DecisionEngine``, and an ``Attempted`` record (delivered) for every

@@ -102,7 +102,7 @@ def summarize(text: str) -> str:
     inclusive: Counter[str] = Counter()
     for frames, count in stacks:
         # The leaf is the Python line that runs, or that called into C code
-        # (py-spy shows no C frames), so its line number says which call.
+        # (py-spy shows no C frames), so its line number shows which call.
         own[_short(frames[-1], with_line=True)] += count
         for frame in {_short(frame, with_line=False) for frame in frames}:
             inclusive[frame] += count

@@ -1,12 +1,12 @@
-"""A fast HTTP/1.1 receiver for postbacks: several processes that answer 200 at once.
+"""A fast HTTP/1.1 receiver for postbacks: several processes that respond 200 at once.
 
 Each worker process listens on its own socket bound to the same port with
 SO_REUSEPORT, so the kernel spreads connections over the workers. A worker
 is a minimal asyncio Protocol: it finds the end of each request head, skips
 a body by its Content-Length, counts the request and writes a fixed
-response, keeping the connection open. Pipelined requests are answered in
-order. asyncio is fine here because the receiver is a benchmark tool, not
-part of the daemon.
+response, keeping the connection open. Pipelined requests get their
+responses in order. asyncio is fine here because the receiver is a
+benchmark tool, not part of the daemon.
 
 The workers count requests in shared memory. For latency runs they also
 record each request target with its arrival time on the monotonic clock
@@ -51,7 +51,7 @@ class _HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer + data if self.buffer else data
         start = 0
-        answered = 0
+        complete = 0
         while True:
             end = buffer.find(b"\r\n\r\n", start)
             if end < 0:
@@ -61,12 +61,12 @@ class _HttpProtocol(asyncio.Protocol):
             if end + 4 + body_length > len(buffer):
                 break
             self.worker.arrived(head)
-            answered += 1
+            complete += 1
             start = end + 4 + body_length
         self.buffer = buffer[start:]
-        if answered:
+        if complete:
             assert self.transport is not None
-            self.transport.write(RESPONSE * answered)
+            self.transport.write(RESPONSE * complete)
 
 
 def _content_length(head: bytes) -> int:

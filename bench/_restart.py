@@ -4,8 +4,8 @@ Both scenarios use one log, built by ``bench._logbuild``: a million devices
 with installs and a few events each fit in the ten million records of the
 default sizes. The first start finds no snapshot and replays the whole log.
 Its settings make a snapshot due after one new record, and the whole log is
-new to it, so its snapshot task saves one within a second or so; the second
-start restores that snapshot.
+new to it. So its snapshot task saves one within a second or so, and the
+second start restores that snapshot.
 """
 
 from __future__ import annotations

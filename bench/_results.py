@@ -44,7 +44,7 @@ class Target:
         return _COMPARISONS[self.comparison](self.measured, self.goal)
 
     def shortfall(self) -> str:
-        """How far the measured value is from the goal, e.g. ``38 % below``; empty when met."""
+        """Return how far the measured value is from the goal, e.g. ``38 % below``; empty when met."""
         if not self.met and self.measured is not None and self.goal:
             if self.comparison == ">=":
                 return f"{(1 - self.measured / self.goal) * 100:.0f} % below"
@@ -53,7 +53,7 @@ class Target:
 
 
 class ScenarioResult:
-    """What one scenario measured: figures, targets, notes and profile summaries."""
+    """Figures, targets, setup notes and profile summaries of one scenario."""
 
     def __init__(self, key: str, title: str) -> None:
         self.key = key

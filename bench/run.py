@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bench.run",
         description="Measure postbackd against the limits of its own parts and write a Markdown report.",
     )
+
     sizes = parser.add_argument_group("sizes (defaults: a full run; --quick: a few seconds each)")
     sizes.add_argument("--events", type=_positive_int, help=f"native lines sent in the ingest run "
                        f"(full: {FULL_SIZES['events']:,})")
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                        f"memory runs (full: {FULL_SIZES['restart_records']:,})")
     sizes.add_argument("--devices", type=_positive_int, help=f"installed devices in that log "
                        f"(full: {FULL_SIZES['devices']:,})")
+
     parser.add_argument("--quick", action="store_true", help="use small sizes, to check that every scenario runs")
     parser.add_argument("--only", type=_scenarios, default=list(SCENARIOS), metavar="LIST",
                         help=f"scenarios to run, separated by commas: {','.join(SCENARIOS)} (default: all)")
@@ -134,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_sizes(args: argparse.Namespace) -> dict[str, float]:
-    """Sizes of this run: the options given, else the --quick or full defaults."""
+    """Return the sizes of this run: the options given, else the --quick or full defaults."""
     defaults = QUICK_SIZES if args.quick else FULL_SIZES
     return {name: getattr(args, name) if getattr(args, name) is not None else value
             for name, value in defaults.items()}
