@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +40,6 @@ def parse_since(text: str, now: float | None = None) -> float:
     return moment.timestamp()
 
 
-def format_time(epoch: float | None) -> str:
-    if epoch is None:
-        return ""
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def format_seconds(seconds: float | None) -> str:
     if seconds is None:
         return ""
@@ -64,10 +58,10 @@ def _row(postback: dict[str, Any]) -> list[object]:
     last = attempts[-1] if attempts else None
     if postback["status"] == "pending":
         status = "in flight" if postback["in_flight"] else "pending"
-        when = f"due {format_time(postback['due'])}"
+        when = f"due {postback['due']}"
     else:
         status = postback["status"]
-        when = format_time(last["time"]) if last else ""
+        when = last["started"] if last else ""
     error = ""
     if last is not None and last["failure_class"]:
         error = _shorten(f"{last['failure_class']}: {last['error'] or ''}")
@@ -91,8 +85,8 @@ def _row(postback: dict[str, Any]) -> list[object]:
 @click.option("--delivered", is_flag=True, help="Only delivered postbacks, latest first.")
 @click.option("--app", "app_id", default=None, help="Only postbacks of this app.")
 @click.option("--partner", "network", default=None, help="Only postbacks to this network.")
-@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
-              help="Number of postbacks listed.")
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Number of postbacks listed; 0 lists all.")
 @json_option
 @socket_dir_option
 def deliveries(pending: bool, failed: bool, delivered: bool, app_id: str | None, network: str | None, limit: int,
@@ -101,7 +95,7 @@ def deliveries(pending: bool, failed: bool, delivered: bool, app_id: str | None,
 
     Without --pending, --failed or --delivered, lists the postbacks attempted
     most recently. --json adds every attempt's URL (secrets masked) and the
-    first 1 KiB of each response.
+    first 1 KiB of each response. Times in the output are RFC 3339 in UTC.
     """
     chosen = [name for name, flag in (("pending", pending), ("failed", failed), ("delivered", delivered)) if flag]
     if len(chosen) > 1:
@@ -141,6 +135,12 @@ def resend(postback_id: str | None, failed: bool, app_id: str | None, network: s
     if postback_id is not None and failed:
         raise click.UsageError("Give either POSTBACK_ID or --failed, not both.")
     if postback_id is None and not failed:
+        filters = [name for name, value in (("--app", app_id), ("--partner", network), ("--since", since)) if value]
+        if filters:
+            raise click.UsageError(
+                f"{' and '.join(filters)} work{'s' if len(filters) == 1 else ''} only with --failed. Add --failed to "
+                "resend every failed postback that matches, or give a POSTBACK_ID instead."
+            )
         raise click.UsageError("Missing POSTBACK_ID. Give a postback id, or --failed to resend every failed postback.")
     if postback_id is not None and (app_id or network or since):
         raise click.UsageError("--app, --partner and --since apply only with --failed.")

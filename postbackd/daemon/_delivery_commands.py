@@ -1,12 +1,9 @@
 """Delivery commands: list postbacks with their attempts, and resend postbacks.
 
 Pending and failed postbacks come from memory (the delivery actors and the
-failed index). Attempts come from the log: every attempt record has the
-unique key ``attempt:<postback id>:<n>``, so the attempts of one postback are
-one range read on that key's index. Listing recently delivered postbacks
-reads attempt records backwards from the end of the log. All log reads run
-in a worker thread on a connection of their own, so the daemon's trio
-thread never waits for them.
+failed index). Attempts come from the log, read by ``_delivery_log``. All log
+reads run in a worker thread on a connection of their own, so the daemon's
+trio thread never waits for them.
 """
 
 from __future__ import annotations
@@ -20,102 +17,15 @@ import trio
 
 from postbackd.actors._replay import PendingPostback
 from postbackd.daemon._commands import CommandContext, CommandError, command
-from postbackd.daemon._core import attempt_dedup_key, decided_dedup_key
-from postbackd.eventlog import Attempted, Decided, Decision, Event, Record, ResendRequested, connect, decode_record
+from postbackd.daemon._config_checks import known_app, suggest
+from postbackd.daemon._delivery_log import attempts_of, decision_of, event_at, partners_in_log, recent_postbacks
+from postbackd.daemon._timestamps import format_timestamp
+from postbackd.eventlog import Attempted, Decision, Record, ResendRequested, connect
 
-# Postbacks listed by `deliveries` when no limit is given, and the highest limit accepted.
+# Postbacks listed by `deliveries` when no limit is given; a limit of 0 lists all.
 DEFAULT_LIMIT = 20
-MAX_LIMIT = 1000
-
-# Attempt records read per query while scanning the log backwards.
-SCAN_BATCH = 500
-# Attempt records a backward scan reads at most before it returns what it found.
-MAX_SCANNED_ATTEMPTS = 200_000
 
 STATUSES = ("pending", "failed", "delivered")
-
-
-# ---------------------------------------------------------------- log reads (worker thread)
-
-
-def attempts_of(conn: sqlite3.Connection, postback_id: str) -> list[Attempted]:
-    """Return the recorded attempts of a postback, in attempt order."""
-    # The key without its attempt number; ';' is the character after ':', so
-    # the range contains exactly the keys of this postback's attempts.
-    prefix = attempt_dedup_key(postback_id, 0).removesuffix("0")
-    rows = conn.execute(
-        "SELECT body FROM log WHERE dedup_key >= ? AND dedup_key < ?", (prefix, prefix[:-1] + ";")
-    ).fetchall()
-    records = [decode_record(body) for (body,) in rows]
-    attempts = [record for record in records if isinstance(record, Attempted)]
-    attempts.sort(key=lambda record: record.attempt)
-    return attempts
-
-
-def decision_of(conn: sqlite3.Connection, event_seq: int, postback_id: str) -> Decision | None:
-    """Return the scheduled decision with ``postback_id`` among the decisions of the event at ``event_seq``."""
-    row = conn.execute("SELECT body FROM log WHERE dedup_key = ?", (decided_dedup_key(event_seq),)).fetchone()
-    if row is None:
-        return None
-    record = decode_record(row[0])
-    if not isinstance(record, Decided):
-        return None
-    for decision in record.decisions:
-        if decision.postback_id == postback_id:
-            return decision
-    return None
-
-
-def event_at(conn: sqlite3.Connection, seq: int) -> Event | None:
-    row = conn.execute("SELECT body FROM log WHERE seq = ?", (seq,)).fetchone()
-    record = decode_record(row[0]) if row is not None else None
-    return record if isinstance(record, Event) else None
-
-
-def recent_postbacks(
-    conn: sqlite3.Connection,
-    *,
-    status: str | None,
-    app: str | None,
-    network: str | None,
-    pending_ids: frozenset[str],
-    limit: int,
-) -> tuple[list[str], bool]:
-    """Return the ids of the postbacks attempted most recently, latest first, and whether the scan stopped early.
-
-    A postback's status is ``pending`` when it is in ``pending_ids``, else
-    the outcome of its latest attempt.
-    """
-    found: list[str] = []
-    seen: set[str] = set()
-    before = math.inf
-    scanned = 0
-    while len(found) < limit:
-        if scanned >= MAX_SCANNED_ATTEMPTS:
-            return found, True
-        rows = conn.execute(
-            "SELECT seq, body FROM log WHERE kind = 'attempt' AND seq < ? ORDER BY seq DESC LIMIT ?",
-            (before, SCAN_BATCH),
-        ).fetchall()
-        if not rows:
-            break
-        scanned += len(rows)
-        before = rows[-1][0]
-        for _seq, body in rows:
-            record = decode_record(body)
-            if not isinstance(record, Attempted) or record.postback_id in seen:
-                continue
-            seen.add(record.postback_id)
-            if (app is not None and record.app != app) or (network is not None and record.network != network):
-                continue
-            # A retry outcome means pending: its commit can reach the list before the actor's state does.
-            waiting = record.postback_id in pending_ids or record.outcome == "retry"
-            current = "pending" if waiting else record.outcome
-            if status is None or current == status:
-                found.append(record.postback_id)
-                if len(found) == limit:
-                    break
-    return found, False
 
 
 # ---------------------------------------------------------------- output
@@ -125,7 +35,7 @@ def attempt_view(record: Attempted) -> dict[str, Any]:
     """Return one attempt as a dict for output; ``url``, ``error`` and ``response_head`` were masked when recorded."""
     return {
         "attempt": record.attempt,
-        "time": record.started,
+        "started": format_timestamp(record.started),
         "manual": record.manual,
         "outcome": record.outcome,
         "status_code": record.status_code,
@@ -135,7 +45,7 @@ def attempt_view(record: Attempted) -> dict[str, Any]:
         "method": record.method,
         "url": record.url,
         "response_head": record.response_head,
-        "next_due": record.next_due,
+        "next_due": format_timestamp(record.next_due),
     }
 
 
@@ -166,7 +76,7 @@ def _describe_postbacks(conn: sqlite3.Connection, listed: list[_Listed]) -> list
             "event_id": event.id if event is not None else None,
             "event": (event.name or event.type) if event is not None else None,
             "status": item.status,
-            "due": item.due,
+            "due": format_timestamp(item.due),
             "in_flight": item.in_flight,
             "attempts": [attempt_view(record) for record in attempts_of(conn, item.postback_id)],
         })
@@ -187,11 +97,12 @@ def _optional_text(args: dict[str, Any], name: str) -> str | None:
     return value
 
 
-def _limit(args: dict[str, Any]) -> int:
+def _limit(args: dict[str, Any]) -> int | None:
+    """Return the ``limit`` argument, or None for 0, which means no limit."""
     value = args.get("limit", DEFAULT_LIMIT)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT:
-        raise CommandError(f"Invalid limit {value!r}: expected a whole number from 1 to {MAX_LIMIT}.")
-    return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CommandError(f"Invalid limit {value!r}: expected a whole number of postbacks, or 0 for all.")
+    return value or None
 
 
 def _since(args: dict[str, Any]) -> float | None:
@@ -201,6 +112,34 @@ def _since(args: dict[str, Any]) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise CommandError(f"Invalid since {value!r}: expected epoch seconds.")
     return float(value)
+
+
+async def _check_filters(ctx: CommandContext, app: str | None, network: str | None) -> None:
+    """Reject an app or partner filter that names no app, and no partner the daemon has or had.
+
+    A removed partner is accepted: its failed and delivered postbacks stay in the log.
+    """
+    if app is not None:
+        known_app(ctx.config, app)
+    if network is None:
+        return
+    known = {key[1] for key in ctx.config.partners} | {key[1] for key in ctx.core.actors}
+    known |= {failed.network for failed in ctx.core.failed.by_id.values()}
+    if network in known:
+        return
+
+    def read() -> set[str]:
+        conn = _open(ctx.core.log.path)
+        try:
+            return partners_in_log(conn)
+        finally:
+            conn.close()
+
+    known |= await trio.to_thread.run_sync(read)
+    if network in known:
+        return
+    hint = suggest(network, sorted(known)) or f" Partners: {', '.join(sorted(known)) or 'none yet'}."
+    raise CommandError(f"Partner {network!r} does not exist and never did, so no postbacks match.{hint}")
 
 
 def _pending_by_id(ctx: CommandContext) -> dict[str, tuple[PendingPostback, bool]]:
@@ -224,6 +163,7 @@ async def deliveries(ctx: CommandContext, args: dict[str, Any]) -> tuple[list[Re
     app = _optional_text(args, "app")
     network = _optional_text(args, "network")
     limit = _limit(args)
+    await _check_filters(ctx, app, network)
     core = ctx.core
     pending = _pending_by_id(ctx)
 
@@ -293,14 +233,25 @@ async def resend(ctx: CommandContext, args: dict[str, Any]) -> tuple[list[Record
         raise CommandError(f"Invalid failed {failed!r}: expected true or false.")
     if postback_id is not None and failed:
         raise CommandError("Give either a postback id or failed=true, not both.")
+    filters = [name for name in ("app", "network", "since") if args.get(name) is not None]
     if postback_id is None and not failed:
+        if filters:
+            named = f"filters {' and '.join(filters)} work" if len(filters) > 1 else f"filter {filters[0]} works"
+            raise CommandError(
+                f"The {named} only with failed=true. Add failed=true to resend every failed postback that "
+                "matches, or give a postback id."
+            )
         raise CommandError("Missing argument 'postback_id': give a postback id, or failed=true for every failed one.")
     if postback_id is not None:
-        if any(args.get(name) is not None for name in ("app", "network", "since")):
+        if filters:
             raise CommandError("The filters app, network and since apply only with failed=true.")
         record = await _resend_one(ctx, postback_id)
         return [record], {"resent": [postback_id], "skipped": []}
-    return await _resend_failed(ctx, _optional_text(args, "app"), _optional_text(args, "network"), _since(args))
+    app = _optional_text(args, "app")
+    network = _optional_text(args, "network")
+    since = _since(args)
+    await _check_filters(ctx, app, network)
+    return await _resend_failed(ctx, app, network, since)
 
 
 async def _resend_one(ctx: CommandContext, postback_id: str) -> ResendRequested:

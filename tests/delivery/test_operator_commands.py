@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -19,6 +20,9 @@ from tests.delivery.daemon_setup import (
     send,
 )
 from tests.delivery.servers import hang
+
+# A time as the JSON outputs write it: RFC 3339 in UTC with milliseconds.
+RFC3339_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
 def switchable_receiver(make_receiver, status: int):
@@ -136,6 +140,7 @@ def test_resend_filters_by_partner_app_and_time(daemon, make_receiver, tmp_path)
     second, second_status = switchable_receiver(make_receiver, 410)
     daemon.start()
     add_app(daemon)
+    add_app(daemon, "other-app")
     add_partner(daemon, "neta", first.url)
     add_partner(daemon, "netb", second.url)
     add_postback(daemon, "neta")
@@ -170,12 +175,54 @@ def test_resend_after_partner_removal_is_rejected(daemon, make_receiver, tmp_pat
     assert daemon.control("partner.remove", app_id=APP, network="localnet")["ok"]
 
     single = daemon.cli("resend", postback_id, expect=1)
-    batch = daemon.cli("resend", "--failed")
+    batch = daemon.cli("resend", "--failed", "--partner", "localnet")
+    listed = deliveries(daemon, "--failed", "--partner", "localnet")["postbacks"]
 
     assert f"Partner 'localnet' of app '{APP}' was removed" in single.output
     assert "Add the partner again first" in single.output
     assert f"skipped {postback_id}: partner localnet of app {APP} was removed" in batch.output
     assert "No failed postbacks match." in batch.output
+    assert [p["postback_id"] for p in listed] == [postback_id]
+
+
+def test_removed_partner_with_delivered_postbacks_is_a_filter(daemon, make_receiver, tmp_path):
+    receiver, _status = switchable_receiver(make_receiver, 200)
+    daemon.start()
+    one_partner(daemon, receiver)
+    send(daemon, tmp_path, [install(1)])
+    daemon.wait_status(lambda s: s["partners"][0]["delivered"] == 1)
+    daemon.cli("partner", "remove", APP, "localnet")
+    daemon.cli("partner", "add", APP, "othernet", "--integration", "custom", "--field", f"url={receiver.url}/pb")
+
+    listed = deliveries(daemon, "--partner", "localnet")["postbacks"]
+    resent = daemon.cli("resend", "--failed", "--partner", "localnet")
+
+    assert [p["event_id"] for p in listed] == ["i1"]
+    assert resent.output.strip() == "No failed postbacks match."
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["resend", "--failed", "--partner", "netz"],
+         "Error: Partner 'netz' does not exist and never did, so no postbacks match. Did you mean 'neta'?"),
+        (["deliveries", "--partner", "zzz"],
+         "Error: Partner 'zzz' does not exist and never did, so no postbacks match. Partners: neta."),
+        (["deliveries", "--failed", "--app", "demo-ap"],
+         "Error: App 'demo-ap' does not exist. Did you mean 'demo-app'?"),
+        (["resend", "--failed", "--app", "zzz"], "Error: App 'zzz' does not exist (existing: demo-app)."),
+    ],
+    ids=["resend partner typo", "deliveries unknown partner", "deliveries app typo", "resend unknown app"],
+)
+def test_filter_naming_nothing_is_rejected(daemon, make_receiver, args, message):
+    receiver, _status = switchable_receiver(make_receiver, 200)
+    daemon.start()
+    add_app(daemon)
+    add_partner(daemon, "neta", receiver.url)
+
+    result = daemon.cli(*args, expect=1)
+
+    assert result.output.strip() == message
 
 
 def test_resend_during_an_attempt_is_rejected(daemon, make_raw_server, tmp_path):
@@ -224,15 +271,55 @@ def test_deliveries_filters_and_limit(daemon, make_receiver, tmp_path):
     assert " 200 " in table[1]
 
 
+def test_deliveries_limit_zero_lists_more_than_default(daemon, make_receiver, tmp_path):
+    receiver, _status = switchable_receiver(make_receiver, 200)
+    daemon.start()
+    one_partner(daemon, receiver)
+    send(daemon, tmp_path, [install(n) for n in range(25)])
+    daemon.wait_status(lambda s: s["partners"][0]["delivered"] == 25)
+
+    default = deliveries(daemon)["postbacks"]
+    unlimited = deliveries(daemon, "--limit", "0")["postbacks"]
+    unlimited_delivered = deliveries(daemon, "--delivered", "--limit", "0")["postbacks"]
+
+    assert len(default) == 20
+    assert len(unlimited) == 25
+    assert len(unlimited_delivered) == 25
+
+
+def test_deliveries_json_times_are_rfc3339(daemon, make_receiver, tmp_path):
+    receiver, _status = switchable_receiver(make_receiver, 500)
+    daemon.start("--retry-delays", "1h")
+    one_partner(daemon, receiver, retries=1)
+    add_postback(daemon, "localnet", "Purchase", delay="1h")
+    send(daemon, tmp_path, [install(1), {**install(2), "type": "event", "id": "p2", "name": "Purchase"}])
+    daemon.wait_status(lambda s: s["partners"][0]["retried"] == 1)
+
+    listed = {p["event_id"]: p for p in deliveries(daemon, "--pending")["postbacks"]}
+
+    retrying, waiting = listed["i1"], listed["p2"]
+    [attempt] = retrying["attempts"]
+    assert RFC3339_MS.fullmatch(attempt["started"])
+    assert RFC3339_MS.fullmatch(attempt["next_due"])
+    assert RFC3339_MS.fullmatch(retrying["due"])
+    assert RFC3339_MS.fullmatch(waiting["due"])
+    assert waiting["attempts"] == []
+    assert isinstance(attempt["duration"], float)
+    assert "time" not in attempt
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["resend"], "Missing POSTBACK_ID"),
+        (["resend", "--partner", "f500"], "--partner works only with --failed. Add --failed to resend every failed "
+                                          "postback that matches, or give a POSTBACK_ID instead."),
+        (["resend", "--app", "a", "--since", "2h"], "--app and --since work only with --failed."),
         (["resend", "pb_1", "--failed"], "Give either POSTBACK_ID or --failed, not both."),
         (["resend", "pb_1", "--partner", "neta"], "--app, --partner and --since apply only with --failed."),
         (["resend", "--failed", "--since", "yesterday"], "'yesterday' is neither a time nor a duration"),
         (["resend", "--failed", "--since", "2026-01-01T00:00:00"], "has no UTC offset"),
-        (["deliveries", "--limit", "0"], "0 is not in the range 1<=x<=1000"),
+        (["deliveries", "--limit", "-1"], "-1 is not in the range x>=0"),
         (["deliveries", "--pending", "--failed"], "Give at most one of --pending, --failed and --delivered"),
     ],
 )
@@ -257,10 +344,11 @@ def test_unknown_postback_id(daemon):
     ("op", "args", "message"),
     [
         ("deliveries", {"status": "lost"}, "Invalid status 'lost': use pending, failed or delivered."),
-        ("deliveries", {"limit": "ten"}, "Invalid limit 'ten': expected a whole number from 1 to 1000."),
-        ("deliveries", {"limit": 5000}, "Invalid limit 5000"),
+        ("deliveries", {"limit": "ten"}, "Invalid limit 'ten': expected a whole number of postbacks, or 0 for all."),
+        ("deliveries", {"limit": -1}, "Invalid limit -1"),
         ("deliveries", {"network": 7}, "Invalid network 7: expected text."),
         ("resend", {}, "Missing argument 'postback_id'"),
+        ("resend", {"network": "neta"}, "The filter network works only with failed=true. Add failed=true"),
         ("resend", {"failed": "yes"}, "Invalid failed 'yes': expected true or false."),
         ("resend", {"postback_id": "pb_1", "failed": True}, "Give either a postback id or failed=true, not both."),
         ("resend", {"postback_id": "pb_1", "since": 5}, "The filters app, network and since apply only"),
