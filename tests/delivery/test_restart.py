@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from postbackd.daemon._timestamps import format_timestamp
 from postbackd.eventlog import Attempted, Decided
 from tests.delivery.conftest import log_records
 from tests.delivery.daemon_setup import add_app, add_partner, add_postback, deliveries, event, install, send
@@ -65,7 +66,7 @@ def test_pending_and_overdue_postbacks_survive_sigkill(daemon, make_receiver, tm
     assert started[by_event["i2"]] < due["l1"]
     assert started[by_event["l1"]] >= due["l1"]
     pending = deliveries(daemon, "--pending")["postbacks"]
-    assert [(p["event_id"], p["status"], p["due"]) for p in pending] == [("p1", "pending", due["p1"])]
+    assert [(p["event_id"], p["status"], p["due"]) for p in pending] == [("p1", "pending", format_timestamp(due["p1"]))]
     assert pending[0]["attempts"] == []
 
 
