@@ -42,17 +42,17 @@ def config_show(as_json: bool, socket_dir: Path) -> None:
 
 @config.command("history")
 @click.option("--app", "app_id", metavar="APP_ID", help="Only the changes of this app.")
-@click.option("--limit", type=click.IntRange(min=0), metavar="N", help="Only the last N changes.")
+@click.option("--limit", type=click.IntRange(min=0), metavar="N", help="Only the last N changes; 0 lists all.")
 @json_option
 @socket_dir_option
 def config_history(app_id: str | None, limit: int | None, as_json: bool, socket_dir: Path) -> None:
-    """List every configuration change: when (UTC), who (uid and pid of the sender) and what changed."""
+    """List every configuration change: when (RFC 3339, UTC), who (uid and pid of the sender) and what changed."""
     with ControlClient(socket_dir) as client:
         entries = client.call("config.history", app_id=app_id, limit=limit)
     if as_json:
         echo_json(entries)
         return
-    rows = [[e["seq"], e["time"], user_name(e["uid"]), e["pid"], e["change"]] for e in entries]
+    rows = [[e["seq"], e["received"], user_name(e["uid"]), e["pid"], e["change"]] for e in entries]
     click.echo(format_table(["seq", "time", "user", "pid", "change"], rows))
 
 

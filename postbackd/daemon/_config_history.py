@@ -9,7 +9,6 @@ field values are masked, by the secret flags of the catalog loaded now.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +20,9 @@ from postbackd.daemon._commands import CommandContext, CommandError, command
 from postbackd.daemon._config_checks import known_app, secret_names
 from postbackd.daemon._config_describe import describe_change
 from postbackd.daemon._config_views import mask_fields
+from postbackd.daemon._timestamps import format_timestamp
 from postbackd.eventlog import CONFIG_KIND_CONDITION, PartnerConfigured, Record, connect, decode_record
 from postbackd.integrations import Catalog
-
-def format_time(received: float) -> str:
-    return datetime.fromtimestamp(received, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
 
 def masked_record(record: Record, catalog: Catalog) -> dict[str, Any]:
     data = msgspec.to_builtins(record)
@@ -47,8 +43,8 @@ def record_app(record: Record) -> str:
 def read_history(path: Path, catalog: Catalog, app_id: str | None = None, limit: int | None = None) -> list[dict]:
     """Read the configuration changes of the log at ``path``, oldest first.
 
-    With ``app_id``, only changes of that app; with ``limit``, only the last
-    ``limit`` of them.
+    With ``app_id``, only changes of that app; with a ``limit`` other than
+    None and 0, only the last ``limit`` of them.
     """
     conn = connect(path, readonly=True)
     try:
@@ -64,8 +60,7 @@ def read_history(path: Path, catalog: Catalog, app_id: str | None = None, limit:
             origin = record.origin
             entries.append({
                 "seq": seq,
-                "received": received,
-                "time": format_time(received),
+                "received": format_timestamp(received),
                 "uid": origin.uid,
                 "pid": origin.pid,
                 "command": origin.command,
@@ -75,8 +70,8 @@ def read_history(path: Path, catalog: Catalog, app_id: str | None = None, limit:
             })
     finally:
         conn.close()
-    if limit is not None:
-        entries = entries[-limit:] if limit else []
+    if limit:
+        entries = entries[-limit:]
     return entries
 
 
@@ -87,6 +82,6 @@ async def config_history(ctx: CommandContext, args: dict[str, Any]) -> tuple[lis
         known_app(ctx.config, app_id)
     limit = args.get("limit")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise CommandError(f"Invalid limit {limit!r}: expected a whole number of changes, 0 or more.")
+        raise CommandError(f"Invalid limit {limit!r}: expected a whole number of changes, or 0 for all.")
     entries = await trio.to_thread.run_sync(read_history, ctx.core.log.path, ctx.core.catalog, app_id, limit)
     return [], entries
