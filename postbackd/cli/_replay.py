@@ -23,6 +23,7 @@ from postbackd.cli._options import json_option
 from postbackd.cli._table import format_table
 from postbackd.daemon._commands import CommandError
 from postbackd.daemon._config_io import plan_import
+from postbackd.daemon._timestamps import format_timestamp
 from postbackd.eventlog import Decision, Origin, last_seq
 from postbackd.integrations import IntegrationError, load_catalog
 
@@ -73,6 +74,59 @@ def decision_fields(decision: Decision) -> dict[str, Any]:
         "attribution_agency": decision.attribution_agency,
         "due": decision.due,
         "session_window": decision.session_window,
+        "country": decision.country,
+    }
+
+
+def decision_json(decision: Decision | None) -> dict[str, Any] | None:
+    """Return a decision as ``replay --verify --json`` writes it: the fields of ``audit --json`` decisions."""
+    if decision is None:
+        return None
+    return {
+        "postback": decision.postback,
+        "decision": decision.outcome,
+        "reason": decision.reason,
+        "postback_id": decision.postback_id,
+        "attribution": {
+            "type": decision.attribution_type,
+            "network": decision.attribution_network,
+            "agency": decision.attribution_agency,
+        },
+        "due": format_timestamp(decision.due),
+        "session_window": decision.session_window,
+        "country": decision.country,
+    }
+
+
+def _differing_partners(mismatch: Mismatch) -> list[tuple[str, Decision | None, Decision | None]]:
+    """Return each partner whose recorded and derived decisions differ, as (network, recorded, derived).
+
+    When one side is missing, because the event cannot be decided again or the
+    recorded decisions cannot be applied, every recorded decision is listed.
+    """
+    if mismatch.recorded is None or mismatch.derived is None:
+        return [(decision.network, decision, None) for decision in mismatch.recorded or ()]
+    recorded = {d.network: d for d in mismatch.recorded}
+    derived = {d.network: d for d in mismatch.derived}
+    return [
+        (network, recorded.get(network), derived.get(network))
+        for network in sorted(recorded.keys() | derived.keys())
+        if recorded.get(network) != derived.get(network)
+    ]
+
+
+def mismatch_json(mismatch: Mismatch) -> dict[str, Any]:
+    """Return the JSON object of one mismatch; docs/audit.md documents it."""
+    return {
+        "type": "mismatch",
+        "seq": mismatch.seq,
+        "app": mismatch.app,
+        "event_id": mismatch.event_id,
+        "problem": mismatch.problem,
+        "partners": [
+            {"partner": network, "recorded": decision_json(old), "derived": decision_json(new)}
+            for network, old, new in _differing_partners(mismatch)
+        ],
     }
 
 
@@ -84,12 +138,7 @@ def mismatch_text(mismatch: Mismatch) -> str:
         for decision in mismatch.recorded or ():
             lines.append(f"  {decision.network}: recorded {describe(decision)}")
         return "\n".join(lines)
-    recorded = {d.network: d for d in mismatch.recorded}
-    derived = {d.network: d for d in mismatch.derived}
-    for network in sorted(recorded.keys() | derived.keys()):
-        old, new = recorded.get(network), derived.get(network)
-        if old == new:
-            continue
+    for network, old, new in _differing_partners(mismatch):
         if old is None or new is None:
             lines.append(f"  {network}: recorded {describe(old)}, derived {describe(new)}")
             continue
@@ -102,14 +151,31 @@ def mismatch_text(mismatch: Mismatch) -> str:
     return "\n".join(lines)
 
 
-def run_verify(conn: sqlite3.Connection, from_seq: int) -> int:
-    """Verify the log and print the mismatches and a summary; return the exit status."""
+def run_verify(conn: sqlite3.Connection, from_seq: int, as_json: bool = False) -> int:
+    """Verify the log and print the mismatches and a summary; return the exit status.
+
+    With ``as_json`` each mismatch and then the summary is one JSON object on a line of its own.
+    """
     end = last_seq(conn)
     if from_seq > end:
         raise click.BadParameter(f"--from {from_seq} is past the end of the log ({end}). Use a position up to {end}.")
+
+    def echo_mismatch(mismatch: Mismatch) -> None:
+        click.echo(json.dumps(mismatch_json(mismatch)) if as_json else mismatch_text(mismatch))
+
     with progress_bar(end, "verifying") as advance:
-        result = verify_log(conn, from_seq=from_seq,
-                            on_mismatch=lambda m: click.echo(mismatch_text(m)), progress=advance)
+        result = verify_log(conn, from_seq=from_seq, on_mismatch=echo_mismatch, progress=advance)
+    if as_json:
+        click.echo(json.dumps({
+            "type": "summary",
+            "checked": result.checked,
+            "mismatches": result.mismatches,
+            "from": from_seq,
+            "to": result.end,
+            "replayed_from": result.start,
+            "undecided": result.undecided,
+        }))
+        return 1 if result.mismatches else 0
     start = f"from the snapshot at log position {result.start}" if result.start else "from the start of the log"
     click.echo(
         f"checked the decisions of {result.checked} events from log position {from_seq} to {result.end} "
@@ -222,13 +288,11 @@ def replay(verify: bool, from_seq: int | None, what_if_path: Path | None, limit:
         raise click.UsageError("Give exactly one of --verify and --what-if CONFIG.toml.")
     if from_seq is not None and not verify:
         raise click.UsageError("--from works with --verify only.")
-    if as_json and verify:
-        raise click.UsageError("--json works with --what-if only; --verify prints one block per mismatch.")
     data_dir = resolve_data_dir(data_dir)
     conn = open_log(data_dir)
     try:
         if verify:
-            sys.exit(run_verify(conn, from_seq or 1))
+            sys.exit(run_verify(conn, from_seq or 1, as_json))
         assert what_if_path is not None
         config = load_what_if_config(conn, what_if_path, data_dir)
         with progress_bar(last_seq(conn), "deciding") as advance:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import msgspec
 import pytest
@@ -84,6 +85,49 @@ def test_verify_reports_changed_decision(tmp_path):
     assert ": 1 mismatches" in result.output
 
 
+def test_verify_json_clean_log_is_one_summary(tmp_path):
+    sim = simulate(21)
+    write_log(tmp_path, sim.appends)
+
+    result = run_replay(tmp_path, "--verify", "--json")
+    text = run_replay(tmp_path, "--verify").output
+
+    [summary] = [json.loads(line) for line in result.stdout.splitlines()]
+    undecided = summary.pop("undecided")
+    assert summary == {
+        "type": "summary", "checked": len(decided_positions(sim)), "mismatches": 0, "from": 1,
+        "to": len(sim.appends), "replayed_from": 0,
+    }
+    assert f"{undecided} events at the end have no recorded decisions yet" in text
+
+
+def test_verify_json_reports_changed_decision(tmp_path):
+    sim = simulate(22)
+    # A scheduled postback whose change cannot spread: SessionBegin postbacks use up their window.
+    index = next(i for i in with_decisions(sim)[10:]
+                 if sim.appends[i].record.decisions[0].outcome == "scheduled"
+                 and sim.appends[i].record.decisions[0].postback != "SessionBegin")
+    original = sim.appends[index].record
+    changed = tamper(sim, index)
+    write_log(tmp_path, sim.appends)
+
+    result = run_replay(tmp_path, "--verify", "--json", expect=1)
+
+    mismatch, summary = [json.loads(line) for line in result.stdout.splitlines()]
+    assert (mismatch["type"], mismatch["seq"], mismatch["app"], mismatch["event_id"]) == (
+        "mismatch", changed.event_seq, APP, changed.event_id)
+    assert mismatch["problem"] == "decisions differ"
+    [partner] = mismatch["partners"]
+    assert partner["partner"] == changed.decisions[0].network
+    assert partner["recorded"]["decision"] == "suppressed"
+    assert partner["derived"]["decision"] == "scheduled"
+    assert partner["derived"]["postback"] == original.decisions[0].postback
+    assert set(partner["derived"]) == {"postback", "decision", "reason", "postback_id", "attribution", "due",
+                                       "session_window", "country"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", partner["derived"]["due"])
+    assert (summary["type"], summary["mismatches"]) == ("summary", 1)
+
+
 def test_verify_reports_event_without_decisions(tmp_path):
     sim = simulate(23)
     index = decided_positions(sim)[5]
@@ -141,7 +185,6 @@ def test_verify_from_without_snapshot_replays_from_start(tmp_path):
     ([], "Give exactly one of --verify and --what-if CONFIG.toml.", 2),
     (["--verify", "--what-if", "x.toml"], "Give exactly one of --verify and --what-if", 2),
     (["--what-if", "x.toml", "--from", "3"], "--from works with --verify only.", 2),
-    (["--verify", "--json"], "--json works with --what-if only", 2),
     (["--verify", "--from", "0"], "0 is not in the range x>=1", 2),
     (["--verify", "--from", "100000"], "--from 100000 is past the end of the log", 2),
     (["--what-if", "missing.toml"], "Cannot read missing.toml", 2),
