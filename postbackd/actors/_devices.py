@@ -18,7 +18,7 @@ import sys
 
 from postbackd.actors._config import ConfigState
 from postbackd.actors._device_state import DeviceState, DeviceTable, InstallFacts, Reengagement
-from postbackd.actors._rules import SESSION_BEGIN, judge
+from postbackd.actors._rules import SESSION_BEGIN, judge, resolved_country
 from postbackd.eventlog import Decision, Event
 
 # Postback key of the install postback; event postbacks are keyed by event name.
@@ -56,7 +56,9 @@ class DecisionEngine:
         """Decide, for every partner of the event's app, whether its postback is sent.
 
         Returns one decision per partner that has a postback for the event, in
-        network order. Reengagements have no postback, so they get none.
+        network order. Reengagements have no postback, so they get none. Every
+        decision records the country the rules resolved for the event, also
+        those that failed a rule checked before the country filter.
         Raises ValueError when the event time is not a finite number.
         """
         if not math.isfinite(event.time):
@@ -68,6 +70,7 @@ class DecisionEngine:
         if postback_key is None:
             return ()
         device = self.device(event.app, event.device)
+        country = resolved_country(event, device)
 
         decisions = []
         for partner in config.partners_of(event.app):
@@ -88,6 +91,7 @@ class DecisionEngine:
                     attribution_agency=verdict.owner.agency,
                     due=received + postback.delay if scheduled else None,
                     session_window=verdict.session_window,
+                    country=country,
                 )
             )
         return tuple(decisions)

@@ -77,16 +77,22 @@ def judge(
         country_filter = partner.countries
     else:
         country_filter = postback.countries
-    country = event.country
-    if country is None and device is not None and device.install is not None:
-        country = device.install.country
-    country_failure = country_reason(country_filter, country)
+    country_failure = country_reason(country_filter, resolved_country(event, device))
     if country_failure is not None:
         return Verdict(country_failure, owner)
 
     if is_session:
         return _session_verdict(partner.network, event.time, device, owner)
     return Verdict("scheduled", owner)
+
+
+def resolved_country(event: Event, device: DeviceState | None) -> str | None:
+    """Return the country the rules use for ``event``: its own, else its device's install's, else None."""
+    if event.country is not None:
+        return event.country
+    if device is not None and device.install is not None:
+        return device.install.country
+    return None
 
 
 def country_reason(country_filter: CountryFilter, country: str | None) -> str | None:

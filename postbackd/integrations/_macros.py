@@ -184,7 +184,8 @@ def build_macros(app: AppConfig, event: Event, decision: Decision, partner_event
         device_id=event.device,
         ip=event.ip or "",
         user_agent=event.user_agent or "",
-        country=event.country or "",
+        # An event without its own country takes its device's install's, as the rules did.
+        country=decision.country or event.country or "",
         time=datetime.fromtimestamp(whole_seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         timestamp=str(whole_seconds),
         app_id=app.app_id,

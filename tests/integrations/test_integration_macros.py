@@ -130,3 +130,22 @@ def test_unscheduled_decision_has_no_postback_id():
     decision = make_decision(outcome="suppressed", reason="partner_inactive", postback_id=None)
 
     assert build_macros(APP, make_event(), decision, None)["postback_id"] == ""
+
+
+@pytest.mark.parametrize(
+    ("event_country", "decision_country", "expected"),
+    [
+        (None, "US", "US"),
+        ("DE", "DE", "DE"),
+        ("DE", None, "DE"),
+        (None, None, ""),
+    ],
+    ids=["from-install", "own", "own-recorded-before-field", "unknown"],
+)
+def test_country_macro_uses_decision_country(event_country, decision_country, expected):
+    event = make_event(type="event", name="Purchase", country=event_country)
+    decision = make_decision(postback="Purchase", country=decision_country)
+
+    macros = build_macros(APP, event, decision, None)
+
+    assert macros["country"] == expected
