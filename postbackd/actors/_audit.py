@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 import msgspec
 
-from postbackd.eventlog import Attempted, Attribution, Decided, Event, decode_record
+from postbackd.eventlog import Attempted, Attribution, Decided, Decision, Event, decode_record
 
 # Seconds by which ``received`` may run backwards between neighbouring log
 # positions. Ingest takes the received time when it reads a line and may
@@ -83,6 +83,10 @@ class DecisionView(msgspec.Struct):
     # "delivered", "failed" or "pending"; None for a suppressed postback.
     status: str | None
     attempts: list[AttemptView]
+    # The country the decision used, None when unknown.
+    country: str | None = None
+    # Where ``country`` came from: "event", "install", or None when unknown.
+    country_source: str | None = None
 
 
 class EventView(msgspec.Struct):
@@ -231,6 +235,21 @@ def _attempt_view(record: Attempted) -> AttemptView:
     )
 
 
+def country_used(event: Event, decision: Decision) -> tuple[str | None, str | None]:
+    """Return the country a decision used and its source: "event", "install", or None when unknown.
+
+    The rules take the event's own country first, so a recorded decision
+    needs to be read only when the event has none.
+    """
+    if event.country is not None:
+        return event.country, "event"
+    if decision.country is not None:
+        return decision.country, "install"
+    # NOTE: decisions recorded before Decision.country existed land here even
+    # when they used the install's country, so audit reports it as unknown.
+    return None, None
+
+
 def _decision_matches(query: AuditQuery, view: DecisionView) -> bool:
     return (
         (query.partner is None or view.partner == query.partner)
@@ -264,6 +283,7 @@ def audit(conn: sqlite3.Connection, query: AuditQuery) -> Iterator[EventView]:
         views = []
         for decision in decided.decisions if decided is not None else ():
             attempts = attempts_of(conn, decision.postback_id) if decision.postback_id else []
+            country, country_source = country_used(event, decision)
             view = DecisionView(
                 partner=decision.network,
                 postback=decision.postback,
@@ -277,6 +297,8 @@ def audit(conn: sqlite3.Connection, query: AuditQuery) -> Iterator[EventView]:
                 session_window=decision.session_window,
                 status=delivery_status(attempts) if decision.outcome == "scheduled" else None,
                 attempts=[_attempt_view(a) for a in attempts],
+                country=country,
+                country_source=country_source,
             )
             if _decision_matches(query, view):
                 views.append(view)

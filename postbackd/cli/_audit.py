@@ -132,6 +132,8 @@ def _decision_json(view: DecisionView) -> dict[str, Any]:
         "due": format_time(view.due),
         "session_window": view.session_window,
         "status": view.status,
+        "country": view.country,
+        "country_source": view.country_source,
         "attempts": [
             {
                 "attempt": a.attempt,
@@ -157,7 +159,7 @@ def event_text(view: EventView) -> str:
     lines = [
         f"{kind}  id {view.id}  app {view.app}  log position {view.seq}",
         f"  time {format_time(view.time)}  received {format_time(view.received)}  device {view.device}  "
-        f"country {view.country or 'unknown'}"
+        + (f"country {view.country}" if view.country else "no country in the event")
         + (f"  attributed to {view.attribution.network}" if view.attribution and view.attribution.network else "")
         + ("  data-controlled" if view.data_controlled else ""),
     ]
@@ -166,13 +168,14 @@ def event_text(view: EventView) -> str:
     elif not view.decisions:
         lines.append("  no postback: no partner has a postback for this event")
     for decision in view.decisions:
+        country = country_text(decision)
         if decision.decision == "suppressed":
-            lines.append(f"  {decision.partner}: suppressed: {decision.reason}")
+            lines.append(f"  {decision.partner}: suppressed: {decision.reason}  {country}")
             continue
         window = f", SessionBegin window {decision.session_window}" if decision.session_window else ""
         lines.append(
             f"  {decision.partner}: scheduled for {format_time(decision.due)}{window}, {decision.status}"
-            f"  (postback {decision.postback_id})"
+            f"  {country}  (postback {decision.postback_id})"
         )
         for attempt in decision.attempts:
             status = f"HTTP {attempt.status_code}" if attempt.status_code is not None else "no response"
@@ -183,6 +186,15 @@ def event_text(view: EventView) -> str:
                 f"{attempt.duration:.3f} s{failure}  {attempt.outcome}{manual}"
             )
     return "\n".join(lines)
+
+
+def country_text(decision: DecisionView) -> str:
+    """Return the country a decision used, for example "country US (from install)"."""
+    if decision.country is None:
+        return "country unknown"
+    if decision.country_source == "install":
+        return f"country {decision.country} (from install)"
+    return f"country {decision.country}"
 
 
 def _check_reason(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -18,7 +19,7 @@ from .logsim import APP, simulate, write_log
 EVENT_KEYS = {"seq", "received", "app", "id", "type", "name", "time", "device", "country", "data_controlled",
               "attribution", "decided", "decisions"}
 DECISION_KEYS = {"partner", "postback", "decision", "reason", "postback_id", "attribution", "due", "session_window",
-                 "status", "attempts"}
+                 "status", "country", "country_source", "attempts"}
 ATTEMPT_KEYS = {"attempt", "started", "duration", "outcome", "status_code", "failure_class", "error", "method", "url",
                 "manual", "next_due"}
 
@@ -169,7 +170,8 @@ def test_text_output_shows_partners_and_attempts(simulated):
     assert lines[0].split()[0] in ("install", "event")
     assert "device" in lines[1]
     assert "country" in lines[1]
-    assert any(", failed  (postback pb_" in line for line in lines)
+    assert any(re.search(r", failed  country (\w\w( \(from install\))?|unknown)  \(postback pb_", line)
+               for line in lines)
     assert any(line.startswith("    attempt ") and "rejected_by_partner" in line for line in lines)
 
 
