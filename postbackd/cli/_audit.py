@@ -204,9 +204,10 @@ def _check_reason(ctx: click.Context, param: click.Parameter, value: str | None)
 
 
 def _check_limit(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
-    if value is not None and value < 1:
-        raise click.BadParameter(f"{value} is less than 1. Give the number of events to show, 1 or more.")
-    return value
+    """Return the limit, or None for 0, which shows all events as replay and deliveries do."""
+    if value is not None and value < 0:
+        raise click.BadParameter(f"{value} is negative. Give the number of events to show, or 0 for all.")
+    return value or None
 
 
 @click.command("audit")
@@ -222,7 +223,7 @@ def _check_limit(ctx: click.Context, param: click.Parameter, value: int | None) 
               help=f"Only decisions with this reason code: {', '.join(REASON_CODES)}.")
 @click.option("--status", type=click.Choice(["delivered", "failed", "pending"]),
               help="Only scheduled postbacks with this delivery status.")
-@click.option("--limit", type=int, callback=_check_limit, help="Show at most this many events.")
+@click.option("--limit", type=int, callback=_check_limit, help="Show at most this many events; 0 shows all.")
 @json_option
 @data_dir_option
 def audit_command(

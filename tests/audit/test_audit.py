@@ -161,6 +161,16 @@ def test_json_schema_keys_are_stable(simulated):
                 assert attempt["started"].endswith("Z")
 
 
+def test_limit_zero_shows_all(simulated):
+    _, data_dir, _ = simulated
+
+    everything = audit_json(data_dir, "--status", "delivered")
+    zero = audit_json(data_dir, "--status", "delivered", "--limit", "0")
+
+    assert len(everything) > 3
+    assert zero == everything
+
+
 def test_text_output_shows_partners_and_attempts(simulated):
     _, data_dir, _ = simulated
 
@@ -205,7 +215,7 @@ def test_audit_never_writes(simulated):
     (["--reason", "too_late"], "Unknown reason code 'too_late'. Known codes: scheduled"),
     (["--decision", "maybe"], "'maybe' is not one of 'scheduled', 'suppressed'"),
     (["--status", "lost"], "'lost' is not one of 'delivered', 'failed', 'pending'"),
-    (["--limit", "0"], "0 is less than 1"),
+    (["--limit", "-1"], "-1 is negative. Give the number of events to show, or 0 for all."),
     (["--since", "1h", "--until", "2h"], "is later than --until"),
 ])
 def test_bad_options_are_rejected(simulated, args, message):
