@@ -49,9 +49,10 @@ def render_report(
     lines = [
         "# Benchmarks",
         "",
-        "This page is written by `make bench` (`python -m bench.run`); do not edit it by hand. The notes at the "
-        "end come from `bench/notes.md`. Every figure below was measured in the one run described here, so the "
-        "ratios compare parts measured minutes apart on the same machine.",
+        "This page is written by `make bench` (`python -m bench.run`); do not edit it by hand. Every figure in "
+        "the tables was measured in the one run described here, so the ratios compare parts measured minutes "
+        "apart on the same machine. The notes at the end come from `bench/notes.md` and name the runs their "
+        "own figures come from.",
         "",
         "## Run",
         "",

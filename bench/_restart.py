@@ -73,7 +73,7 @@ def run_restart(
         "the decisions of the real decision engine, and a delivered `Attempted` record per scheduled postback."
     )
     restart_result.setup.append(description)
-    memory_result.setup.append("The log of the restart run: " + description)
+    memory_result.setup.append("The log of the restart run: " + description[0].lower() + description[1:])
     restart_result.figure("log built", records / build_seconds, "records/s", f"{build_seconds:.0f} s")
 
     with DaemonProcess(work_dir, "empty") as empty:
