@@ -241,6 +241,14 @@ class DeviceTable(Mapping[tuple[str, str], DeviceState]):
         self.apps: dict[str, dict[str, DeviceState]] = {}
         self._count = 0
 
+    @classmethod
+    def adopt(cls, apps: dict[str, dict[str, DeviceState]]) -> DeviceTable:
+        """Return a table that takes over ``apps`` without copying it (a restored snapshot's dicts)."""
+        table = cls()
+        table.apps = apps
+        table._count = sum(len(devices) for devices in apps.values())
+        return table
+
     def __getitem__(self, key: tuple[str, str]) -> DeviceState:
         app, device_id = key
         return self.apps[app][device_id]

@@ -388,14 +388,9 @@ def _restore_devices(state: ActorState) -> DeviceTable:
         else:
             _share(override.state, facts)
             by_device[override.device] = override.state
-    table = DeviceTable()
-    for app, by_device in devices.items():
-        for device_id, device in by_device.items():
-            # setdefault keeps the table's device count; the empty state it
-            # adds is then replaced by the restored one.
-            table.setdefault(app, device_id)
-            table.apps[app][device_id] = device
-    return table
+    # The decoded dicts become the table: a copy would double the peak memory,
+    # and the process keeps that peak as resident memory.
+    return DeviceTable.adopt(devices)
 
 
 def restore(

@@ -26,7 +26,7 @@ from postbackd.daemon._core import Core, CoreSettings
 from postbackd.daemon._health import LogWriterProbe, report_status
 from postbackd.daemon._ingest import IngestServer
 from postbackd.daemon._settings import Settings, format_duration
-from postbackd.daemon._snapshot_task import run_snapshots
+from postbackd.daemon._snapshot_task import run_snapshots, save_final_snapshot
 from postbackd.daemon._systemd import Notifier, apply_socket_permissions, listen_fds, run_watchdog
 from postbackd.eventlog import EventLog, log_path
 from postbackd.integrations import Catalog, IntegrationError, load_catalog
@@ -303,6 +303,7 @@ async def run_daemon(
                             "grace period over: cancelling %d in-flight requests; their postbacks are sent "
                             "again at the next start", core.in_flight_count(),
                         )
+                    await save_final_snapshot(core)
                     core_nursery.cancel_scope.cancel()
     finally:
         for listener in listeners:

@@ -31,16 +31,29 @@ CHECK_INTERVAL = 1.0
 # Seconds between tries to find the decision loop and the log writer settled.
 SETTLE_POLL = 0.005
 
+# Log records per object of actor state (device or pending postback) that
+# must pass before a count-based snapshot. Encoding costs time in proportion
+# to the state, so with a fixed record interval a growing state made
+# snapshots the largest share of the ingest profile; scaling the interval
+# with the state keeps their cost per record bounded.
+RECORDS_PER_STATE_OBJECT = 2
 
-def snapshot_due(new_records: int, elapsed: float, every_records: int, every_seconds: float) -> bool:
+# Longest wait for the final snapshot at a graceful stop, in seconds.
+FINAL_SNAPSHOT_TIMEOUT = 30.0
+
+
+def snapshot_due(
+    new_records: int, elapsed: float, every_records: int, every_seconds: float, state_size: int = 0
+) -> bool:
     """Return whether a snapshot is due after ``new_records`` records and ``elapsed`` seconds.
 
-    A log without new records gets no new snapshot, however long ago the
-    last one was.
+    The record interval is ``every_records`` or ``RECORDS_PER_STATE_OBJECT``
+    times ``state_size``, whichever is larger. A log without new records gets
+    no new snapshot, however long ago the last one was.
     """
     if new_records <= 0:
         return False
-    return new_records >= every_records or elapsed >= every_seconds
+    return new_records >= max(every_records, RECORDS_PER_STATE_OBJECT * state_size) or elapsed >= every_seconds
 
 
 async def take_snapshot(core, conn: sqlite3.Connection) -> int:
@@ -67,6 +80,26 @@ async def take_snapshot(core, conn: sqlite3.Connection) -> int:
     return seq
 
 
+async def save_final_snapshot(core) -> None:
+    """Save a snapshot at a graceful stop when records came after the last one.
+
+    The next start then restores it instead of replaying the tail. Errors are
+    logged and the stop goes on, because the log alone is enough to start.
+    """
+    if core.log.last_seq <= core.snapshot_seq:
+        return
+    conn = connect(core.log.path)
+    try:
+        with trio.move_on_after(FINAL_SNAPSHOT_TIMEOUT) as scope:
+            await take_snapshot(core, conn)
+        if scope.cancelled_caught:
+            logger.warning("no final snapshot: the state did not settle within %.0f s", FINAL_SNAPSHOT_TIMEOUT)
+    except sqlite3.Error:
+        logger.exception("saving the final snapshot failed; the next start replays the log tail instead")
+    finally:
+        conn.close()
+
+
 async def run_snapshots(core, every_records: int, every_seconds: float) -> None:
     """Save a snapshot whenever ``snapshot_due`` returns True, until cancelled."""
     conn = connect(core.log.path)
@@ -75,7 +108,9 @@ async def run_snapshots(core, every_records: int, every_seconds: float) -> None:
         while True:
             await trio.sleep(min(CHECK_INTERVAL, every_seconds))
             new_records = core.log.last_seq - core.snapshot_seq
-            if not snapshot_due(new_records, trio.current_time() - last_time, every_records, every_seconds):
+            state_size = len(core.engine.devices) + core.pending_count()
+            elapsed = trio.current_time() - last_time
+            if not snapshot_due(new_records, elapsed, every_records, every_seconds, state_size):
                 continue
             try:
                 await take_snapshot(core, conn)

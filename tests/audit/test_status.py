@@ -96,6 +96,17 @@ def test_snapshot_due(new, elapsed, due):
     assert snapshot_due(new, elapsed, every_records=100, every_seconds=300.0) == due
 
 
+@pytest.mark.parametrize(("new", "state_size", "due"), [
+    (100, 0, True),
+    (100, 50, True),
+    (100, 51, False),
+    (1_999, 1_000, False),
+    (2_000, 1_000, True),
+])
+def test_snapshot_due_scales_with_state(new, state_size, due):
+    assert snapshot_due(new, 0.0, every_records=100, every_seconds=300.0, state_size=state_size) == due
+
+
 class FakeLog:
     def __init__(self) -> None:
         self.last_seq = 0
@@ -106,6 +117,14 @@ class FakeCore:
     def __init__(self) -> None:
         self.log = FakeLog()
         self.snapshot_seq = 0
+        self.engine = FakeEngine()
+
+    def pending_count(self) -> int:
+        return 0
+
+
+class FakeEngine:
+    devices: dict = {}
 
 
 async def test_snapshot_timer_on_records_and_seconds(autojump_clock, monkeypatch):

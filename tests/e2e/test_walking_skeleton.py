@@ -229,3 +229,17 @@ def test_second_daemon_on_same_data_dir_is_refused(daemon, tmp_path):
     assert "already open for writing by another process" in result.stderr
     assert not (other_sockets / "ingest.sock").exists()
     assert daemon.control("ping")["ok"]
+
+
+def test_graceful_stop_saves_a_snapshot(daemon, receiver, tmp_path):
+    daemon.start()
+    setup_app(daemon, receiver)
+    daemon.cli("send", str(write_lines(tmp_path / "in.jsonl", [install("i1", "d1"), purchase("e1", "d1")])))
+    receiver.wait_for(2)
+    last = daemon.control("status")["result"]["last_seq"]
+
+    assert daemon.stop() == 0
+    daemon.start()
+
+    assert daemon.control("status")["result"]["snapshot_seq"] >= last
+    assert "restored the snapshot of log position" in daemon.log()
