@@ -35,7 +35,8 @@ def _memory_total() -> str:
     return "unknown"
 
 
-def _git_revision(repository: Path) -> str:
+def git_revision(repository: Path) -> str:
+    """Return the short commit of ``repository``, marked when tracked files have uncommitted changes."""
     try:
         revision = subprocess.run(
             ["git", "-C", str(repository), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
@@ -54,8 +55,8 @@ def load_average() -> str:
     return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
 
 
-def describe_machine(repository: Path) -> list[tuple[str, str]]:
-    """Return (name, value) pairs: CPUs, CPU model, memory, OS, Python, SQLite, libraries, commit."""
+def describe_machine(revision: str) -> list[tuple[str, str]]:
+    """Return (name, value) pairs: CPUs, CPU model, memory, OS, Python, SQLite, libraries, and ``revision``."""
     versions = []
     for name in LIBRARIES:
         try:
@@ -70,5 +71,5 @@ def describe_machine(repository: Path) -> list[tuple[str, str]]:
         ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
         ("SQLite", sqlite3.sqlite_version),
         ("libraries", ", ".join(versions)),
-        ("postbackd commit", _git_revision(repository)),
+        ("postbackd commit", revision),
     ]

@@ -23,7 +23,7 @@ from bench._delivery import run_delivery
 from bench._ingest import run_ingest
 from bench._latency import run_latency
 from bench._logbuild import CONFIG_RECORDS
-from bench._machine import describe_machine, load_average
+from bench._machine import describe_machine, git_revision, load_average
 from bench._profile import find_py_spy
 from bench._receiver import MultiProcessReceiver
 from bench._report import render_report, write_report
@@ -179,6 +179,12 @@ def check_options(args: argparse.Namespace, sizes: dict[str, float]) -> str | No
     return None
 
 
+def _revision_text(at_start: str, at_end: str) -> str:
+    if at_start == at_end:
+        return at_start
+    return f"{at_start} at the start, {at_end} at the end (the tree changed during the run)"
+
+
 def run(args: argparse.Namespace, sizes: dict[str, float], argv: list[str]) -> int:
     """Run the selected scenarios and write the report; return the exit status (1 when a scenario failed)."""
     selected = args.only
@@ -190,6 +196,8 @@ def run(args: argparse.Namespace, sizes: dict[str, float], argv: list[str]) -> i
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="postbackd-bench-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    # Other work may commit to the tree while the benchmarks run, so the page names both ends.
+    revision_at_start = git_revision(REPOSITORY)
     started = time.monotonic()
     results: list[ScenarioResult] = []
     try:
@@ -218,7 +226,7 @@ def run(args: argparse.Namespace, sizes: dict[str, float], argv: list[str]) -> i
     text = render_report(
         command=shlex.join(["python", "-m", "bench.run", *argv]),
         date=date,
-        machine=describe_machine(REPOSITORY),
+        machine=describe_machine(_revision_text(revision_at_start, git_revision(REPOSITORY))),
         results=results,
         total_seconds=time.monotonic() - started,
         notes=NOTES.read_text() if NOTES.exists() else "",
