@@ -147,8 +147,8 @@ def run_ingest(work_dir: Path, events: int, py_spy: str | None, settings: str = 
     )
     result.setup.append(
         f"3 active partners with install, Purchase and SessionBegin postbacks, delivery method `network`, "
-        f"delivery delay {INGEST_DELAY}: postbacks are decided and scheduled while the lines come in, but none "
-        "is due during the run, so delivery does not compete for the CPU (delivery is measured on its own below)."
+        f"delivery delay {INGEST_DELAY}. Postbacks are decided and scheduled while the lines come in, but none "
+        "is due during the run, so delivery does not compete for the CPU. Delivery is measured on its own below."
     )
     defaults = {field.name: field.default for field in msgspec.structs.fields(Settings)}
     result.setup.append(

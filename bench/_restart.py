@@ -67,13 +67,13 @@ def run_restart(
     build_seconds = time.monotonic() - started
     size = path.stat().st_size
     description = (
-        f"A log of {records:,} records ({size / 1e9:.2f} GB) written directly with the event log's record types: "
-        f"configuration records, {counts['installs']:,} installs of {counts['devices']:,} devices, "
+        f"A log of {records:,} records ({size / 1e9:.2f} GB), written directly with the event log's record types. "
+        f"It contains configuration records, {counts['installs']:,} installs of {counts['devices']:,} devices, "
         f"{counts['events']:,} events (Purchase, SessionBegin, level_complete), a `Decided` record per event with "
         "the decisions of the real decision engine, and a delivered `Attempted` record per scheduled postback."
     )
     restart_result.setup.append(description)
-    memory_result.setup.append("The log of the restart run: " + description[0].lower() + description[1:])
+    memory_result.setup.append("The same log as in the restart run. " + description)
     restart_result.figure("log built", records / build_seconds, "records/s", f"{build_seconds:.0f} s")
 
     with DaemonProcess(work_dir, "empty") as empty:
