@@ -67,8 +67,10 @@ def test_purchase_arrives_after_slow_install(daemon, make_receiver, tmp_path):
 def test_parked_purchase_is_pending_and_survives_restart(daemon, make_receiver, tmp_path):
     gate = InstallGate(install_status=503)
     receiver = make_receiver(gate)
-    write_settings(daemon, snapshot_every_records=2, snapshot_every_seconds="1h")
-    daemon.start()
+    write_settings(daemon, snapshot_every_records=2, snapshot_every_seconds="1s")
+    # Retries 3 s apart give the install about 28 s of failures, so a slow
+    # machine cannot use them all up (and release the purchase) mid-test.
+    daemon.start("--retry-delays", "1s,3s")
     add_app(daemon)
     add_partner(daemon, "localnet", receiver.url)
     add_postback(daemon, "localnet", "install", retries=10)
