@@ -253,6 +253,15 @@ class DeviceTable(Mapping[tuple[str, str], DeviceState]):
         app, device_id = key
         return self.apps[app][device_id]
 
+    def get(self, key: tuple[str, str], default: DeviceState | None = None) -> DeviceState | None:
+        # Mapping.get raises and catches KeyError for every new device, which
+        # showed in the ingest profile; two dict lookups do not.
+        app, device_id = key
+        devices = self.apps.get(app)
+        if devices is None:
+            return default
+        return devices.get(device_id, default)
+
     def __iter__(self) -> Iterator[tuple[str, str]]:
         for app, devices in self.apps.items():
             for device_id in devices:

@@ -331,7 +331,9 @@ class Core:
             for append in decided:
                 self._count(append.record)
                 self.in_flight.pop(append.record.event_seq, None)
-            self.reported_seq = max([self.reported_seq, *(s for s in seqs if s is not None)])
+            committed = [s for s in seqs if s is not None]
+            if committed:
+                self.reported_seq = max(self.reported_seq, committed[-1])
             for pending in scheduled:
                 self._hand_over(pending)
 

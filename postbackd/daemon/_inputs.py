@@ -110,6 +110,20 @@ def _explain(exc: msgspec.ValidationError, prefix: str) -> InputError:
     return InputError(f"{prefix}: {message}.")
 
 
+def _parse_rfc3339(text: str, value: str, field: str) -> float:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(
+            f"Invalid `{field}` {value!r}: expected RFC 3339 such as '2026-12-04T19:52:19Z', or epoch seconds."
+        ) from None
+    if parsed.tzinfo is None:
+        raise InputError(
+            f"Invalid `{field}` {value!r}: the time has no UTC offset. Add 'Z' or an offset such as '+02:00'."
+        )
+    return parsed.timestamp()
+
+
 def parse_time(value: str | int | float, field: str = "time") -> float:
     """Parse an RFC 3339 string or epoch seconds into epoch seconds."""
     if isinstance(value, bool):
@@ -118,21 +132,15 @@ def parse_time(value: str | int | float, field: str = "time") -> float:
         seconds = float(value)
     else:
         text = value.strip()
-        try:
-            seconds = float(text)
-        except ValueError:
+        # Dates are tried first because most producers send them: a failed
+        # float() on every RFC 3339 line cost several percent of ingest.
+        if "-" in text[1:] or ":" in text:
+            seconds = _parse_rfc3339(text, value, field)
+        else:
             try:
-                parsed = datetime.fromisoformat(text)
+                seconds = float(text)
             except ValueError:
-                raise InputError(
-                    f"Invalid `{field}` {value!r}: expected RFC 3339 such as "
-                    f"'2026-12-04T19:52:19Z', or epoch seconds."
-                ) from None
-            if parsed.tzinfo is None:
-                raise InputError(
-                    f"Invalid `{field}` {value!r}: the time has no UTC offset. Add 'Z' or an offset such as '+02:00'."
-                )
-            seconds = parsed.timestamp()
+                seconds = _parse_rfc3339(text, value, field)
     if not math.isfinite(seconds) or seconds < 0 or seconds > 253402300799:
         raise InputError(f"Invalid `{field}` {value!r}: epoch seconds must be between 0 and year 9999.")
     return seconds
