@@ -22,6 +22,7 @@ through unchanged.
 
 from __future__ import annotations
 
+import http.cookiejar
 import ipaddress
 import socket
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
@@ -267,4 +268,7 @@ def make_client(
         follow_redirects=False,
         timeout=httpx.Timeout(attempt_timeout),
         trust_env=False,
+        # A partner's Set-Cookie must not come back on later postbacks, which
+        # would let the partner link them: this jar's policy accepts no cookie.
+        cookies=http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
     )
