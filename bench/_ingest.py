@@ -15,6 +15,7 @@ from bench._data import write_ingest_lines
 from bench._profile import Profiler
 from bench._results import ScenarioResult
 from postbackd.daemon import Settings
+from postbackd.daemon._snapshot_task import RECORDS_PER_STATE_OBJECT
 from postbackd.eventlog import connect
 
 # Lines per transaction in the raw pipeline.
@@ -153,7 +154,8 @@ def run_ingest(work_dir: Path, events: int, py_spy: str | None, settings: str = 
     defaults = {field.name: field.default for field in msgspec.structs.fields(Settings)}
     result.setup.append(
         f"Daemon settings: {settings.strip() or 'the defaults'}; by default a snapshot is due every "
-        f"{defaults['snapshot_every_records']:,} records or {defaults['snapshot_every_seconds']:g} s."
+        f"{defaults['snapshot_every_seconds']:g} s, or after {defaults['snapshot_every_records']:,} records "
+        f"or {RECORDS_PER_STATE_OBJECT} per device and pending postback, whichever is more."
     )
 
     raw_lines, raw_seconds, raw_cpu = raw_pipeline(lines_path, work_dir / "raw-pipeline.sqlite3")
