@@ -44,7 +44,14 @@ from collections.abc import Awaitable, Callable, Hashable
 import httpx
 import trio
 
-from postbackd.actors._endpoints import NameResolutionError, PrivateEndpointError, make_client
+from postbackd.actors._endpoints import (
+    NameResolutionError,
+    PrivateEndpointError,
+    PublicEndpointBackend,
+    PublicEndpointTransport,
+    make_client,
+    resolve_host,
+)
 from postbackd.actors._replay import PendingPostback
 from postbackd.eventlog import Attempted
 from postbackd.integrations import mask_secrets
@@ -237,9 +244,23 @@ class DeliveryActor:
         self._wakeup = trio.Event()
         self._limiter = trio.CapacityLimiter(concurrency)
         self._own_client = client is None
-        self.client = client or make_client(
-            concurrency=concurrency, attempt_timeout=attempt_timeout, allow_private=allow_private_endpoints
-        )
+        # The actor's own client is used through its transport: the client's
+        # send adds auth, redirect and cookie handling that postbacks never
+        # use, at about 0.1 ms per request in the delivery benchmark. A client
+        # passed in (tests pass MockTransport clients) is used as it is.
+        self._transport: httpx.AsyncBaseTransport | None = None
+        if client is None:
+            self._transport = PublicEndpointTransport(
+                max_connections=concurrency,
+                backend=PublicEndpointBackend(allow_private=allow_private_endpoints, resolve=resolve_host),
+            )
+            client = make_client(
+                concurrency=concurrency,
+                attempt_timeout=attempt_timeout,
+                allow_private=allow_private_endpoints,
+                transport=self._transport,
+            )
+        self.client = client
         # Postbacks handed to this actor that have not finished: queued or in flight.
         self.pending: dict[str, PendingPostback] = {}
         # Ids of the postbacks whose attempt is running now.
@@ -456,7 +477,10 @@ class DeliveryActor:
                 http_request = self.client.build_request(
                     request.method, request.url, headers=headers, content=request.body
                 )
-                response = await self.client.send(http_request, stream=True)
+                if self._transport is not None:
+                    response = await self._transport.handle_async_request(http_request)
+                else:
+                    response = await self.client.send(http_request, stream=True)
                 result.status_code = response.status_code
                 result.failure_class = classify_status(response.status_code)
                 if result.failure_class is not None:

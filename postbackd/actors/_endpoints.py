@@ -254,7 +254,12 @@ class PublicEndpointTransport(httpx.AsyncBaseTransport):
 
 
 def make_client(
-    *, concurrency: int, attempt_timeout: float, allow_private: bool, resolve: Resolve = resolve_host
+    *,
+    concurrency: int,
+    attempt_timeout: float,
+    allow_private: bool,
+    resolve: Resolve = resolve_host,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
     """Build a partner's HTTP client: a pool of ``concurrency`` connections to checked addresses.
 
@@ -262,9 +267,11 @@ def make_client(
     ignored (``trust_env=False``): through a proxy, the address check would
     apply to the proxy instead of the partner's endpoint.
     """
-    backend = PublicEndpointBackend(allow_private=allow_private, resolve=resolve)
+    if transport is None:
+        backend = PublicEndpointBackend(allow_private=allow_private, resolve=resolve)
+        transport = PublicEndpointTransport(max_connections=concurrency, backend=backend)
     return httpx.AsyncClient(
-        transport=PublicEndpointTransport(max_connections=concurrency, backend=backend),
+        transport=transport,
         follow_redirects=False,
         timeout=httpx.Timeout(attempt_timeout),
         trust_env=False,
