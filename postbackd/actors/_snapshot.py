@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import logging
 import sqlite3
 import sys
@@ -51,7 +52,13 @@ from postbackd.eventlog._snapshots import SnapshotRow, iter_snapshots, snapshot_
 logger = logging.getLogger("postbackd.snapshot")
 
 # Format of the snapshot body; raise it when the meaning of a field changes.
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+
+# Devices per separately encoded chunk. A restore decodes and shares one
+# chunk before the next, so the temporary objects of decoding are freed and
+# reused chunk by chunk: decoding all devices in one piece left the heap
+# fragmented, at about twice the resident memory of a full replay.
+DEVICES_PER_CHUNK = 50_000
 
 # zlib level for snapshot bodies: level 1 shrinks the repeated field names of
 # a million device states about tenfold at a fraction of the time of level 6.
@@ -145,6 +152,13 @@ class Counters(msgspec.Struct):
     recent: list[AttemptBucket] = []
 
 
+class DeviceChunk(msgspec.Struct, array_like=True):
+    """Device states of one app, encoded on their own as a dict of device id to state."""
+
+    app: str
+    devices: msgspec.Raw
+
+
 class ActorState(msgspec.Struct):
     """The state of a replay up to log position ``seq``, in stored form."""
 
@@ -152,7 +166,7 @@ class ActorState(msgspec.Struct):
     configs: list[ConfigImage]
     # Index in ``configs`` of the configuration at ``seq``.
     config: int
-    devices: dict[str, dict[str, DeviceState]]
+    devices: list[DeviceChunk]
     # Applied after ``devices`` on restore, in order.
     overrides: list[DeviceOverride]
     undecided: list[UndecidedImage]
@@ -163,6 +177,7 @@ class ActorState(msgspec.Struct):
     counters: Counters = msgspec.field(default_factory=Counters)
 
 
+_chunk_decoder = msgspec.msgpack.Decoder(dict[str, DeviceState])
 _FINGERPRINT = hashlib.blake2b(msgspec.json.encode(msgspec.json.schema(ActorState)), digest_size=8).hexdigest()
 _encoder = msgspec.msgpack.Encoder()
 _header_decoder = msgspec.msgpack.Decoder(tuple[str, msgspec.Raw])
@@ -226,6 +241,15 @@ def _failed_images(failed: FailedIndex) -> list[FailedImage]:
     ]
 
 
+def _device_chunks(apps: dict[str, dict[str, DeviceState]]) -> list[DeviceChunk]:
+    chunks = []
+    for app, devices in apps.items():
+        items = iter(devices.items())
+        while chunk := dict(itertools.islice(items, DEVICES_PER_CHUNK)):
+            chunks.append(DeviceChunk(app, msgspec.Raw(_encoder.encode(chunk))))
+    return chunks
+
+
 def capture_replayer(replayer: Replayer, counters: Counters | None = None) -> ActorState:
     """Return the state of ``replayer``; it must not change until the state is encoded."""
     configs = _Configs()
@@ -236,7 +260,7 @@ def capture_replayer(replayer: Replayer, counters: Counters | None = None) -> Ac
         seq=replayer.last_seq,
         configs=configs.images,
         config=config,
-        devices=replayer.engine.devices.apps,
+        devices=_device_chunks(replayer.engine.devices.apps),
         overrides=[],
         undecided=undecided,
         events=events,
@@ -278,7 +302,7 @@ def capture_live(
         seq=seq,
         configs=configs.images,
         config=config_index,
-        devices=engine.devices.apps,
+        devices=_device_chunks(engine.devices.apps),
         overrides=overrides,
         undecided=undecided,
         events=events,
@@ -375,10 +399,13 @@ def _restore_devices(state: ActorState) -> DeviceTable:
     # engine's own cache starts empty, so new installs add one more object
     # per distinct attribution and country.
     facts: dict[InstallFacts, InstallFacts] = {}
-    devices = state.devices
-    for by_device in devices.values():
-        for device in by_device.values():
+    devices: dict[str, dict[str, DeviceState]] = {}
+    for chunk in state.devices:
+        decoded = _chunk_decoder.decode(chunk.devices)
+        for device in decoded.values():
             _share(device, facts)
+        devices.setdefault(_intern(chunk.app), {}).update(decoded)
+    state.devices = []
     for override in state.overrides:
         by_device = devices.setdefault(override.app, {})
         if override.state is None:

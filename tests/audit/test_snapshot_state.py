@@ -172,3 +172,16 @@ def test_position_mismatch_is_rejected():
 
     with pytest.raises(SnapshotError, match="body is for log position 20, but its row is for position 21"):
         decode_snapshot(row)
+
+
+@pytest.mark.parametrize("seed", SEEDS[:2])
+def test_devices_in_small_chunks_restore_whole(seed, monkeypatch):
+    monkeypatch.setattr("postbackd.actors._snapshot.DEVICES_PER_CHUNK", 2)
+    records = log_records(seed)
+    full = replay(records)
+
+    state = capture_replayer(full)
+    restored = restore(decode_snapshot(stored(state, len(records))), fetch_event=fetcher(records))
+
+    assert len(state.devices) > len(full.engine.devices.apps)
+    assert view(restored) == view(full)
