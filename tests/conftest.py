@@ -25,8 +25,29 @@ from postbackd.cli._receiver import ReceiverServer
 WAIT_SECONDS = 20.0
 
 
-class Receiver:
-    """An HTTP server on 127.0.0.1 that records every request and answers ``status``."""
+class RecordingServer:
+    """Waiting and closing for a test HTTP server that appends to ``requests`` under ``_lock``."""
+
+    requests: list[dict]
+    _lock: threading.Lock
+    server: ReceiverServer
+
+    def wait_for(self, count: int, timeout: float = WAIT_SECONDS) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.requests) >= count:
+                    return list(self.requests)
+            time.sleep(0.02)
+        raise AssertionError(f"receiver got {len(self.requests)} requests, expected {count}")
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Receiver(RecordingServer):
+    """An HTTP server on 127.0.0.1 that records every request and responds with ``status``."""
 
     def __init__(self, status: int = 200, delay: float = 0.0) -> None:
         self.requests: list[dict] = []
@@ -69,18 +90,6 @@ class Receiver:
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 
-    def wait_for(self, count: int, timeout: float = WAIT_SECONDS) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if len(self.requests) >= count:
-                    return list(self.requests)
-            time.sleep(0.02)
-        raise AssertionError(f"receiver got {len(self.requests)} requests, expected {count}")
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ The daemon, ``replay --verify`` and snapshots all walk the log through one
 Decisions are taken in the decision loop as each event commits, and their
 ``Decided`` record is committed later, after other records. To rebuild the
 device state in the order the live process changed it, events wait in a queue
-until their ``Decided`` record arrives; ``Decided`` records come in the same
+until their ``Decided`` record arrives. ``Decided`` records come in the same
 order as their events. Events still waiting at the end of the log were never
 decided (the process stopped first) and are decided when the daemon starts,
 each under the configuration in force at its own position.
@@ -41,6 +41,15 @@ class PendingPostback:
         self.round_start = 0
         self.manual = False
 
+    @classmethod
+    def for_resend(cls, record: ResendRequested, event: Event, received: float) -> PendingPostback:
+        """Return a postback restored from a resend request, due at ``received`` in a new manual round."""
+        pending = cls(record.event_seq, event, record.decision, received)
+        pending.attempt = record.after_attempt
+        pending.round_start = record.after_attempt
+        pending.manual = True
+        return pending
+
     @property
     def network(self) -> str:
         return self.decision.network
@@ -65,7 +74,7 @@ class Replayer:
 
     ``on_decided`` is called for each event when its recorded decisions
     arrive, with the config and device state as they were at that event,
-    before the decisions are applied; ``replay --verify`` uses it.
+    before the decisions are applied. ``replay --verify`` uses it.
     """
 
     def __init__(self, *, on_decided: VerifyCallback | None = None, fetch_event: FetchEvent | None = None) -> None:
@@ -130,10 +139,9 @@ class Replayer:
         if pending is None:
             if self.fetch_event is None:
                 return
-            event = self.fetch_event(record.event_seq)
-            pending = PendingPostback(record.event_seq, event, record.decision, received)
-            pending.attempt = record.after_attempt
+            pending = PendingPostback.for_resend(record, self.fetch_event(record.event_seq), received)
             self.pending[pending.postback_id] = pending
+            return
         pending.round_start = pending.attempt
         pending.manual = True
         pending.due = received

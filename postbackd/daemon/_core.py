@@ -345,11 +345,7 @@ class Core:
         actor = self.actors.get((record.app, record.decision.network))
         if actor is not None and actor.resend(record.postback_id, received):
             return
-        pending = PendingPostback(record.event_seq, self.fetch_event(record.event_seq), record.decision, received)
-        pending.attempt = record.after_attempt
-        pending.round_start = record.after_attempt
-        pending.manual = True
-        self._hand_over(pending)
+        self._hand_over(PendingPostback.for_resend(record, self.fetch_event(record.event_seq), received))
 
     # ------------------------------------------------------------ delivery
 

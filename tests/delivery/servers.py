@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 
 from postbackd.cli._receiver import ReceiverServer
+from tests.conftest import RecordingServer
 
 # How long a test waits for a request before it fails.
 WAIT_SECONDS = 20.0
@@ -30,7 +31,7 @@ class _QuietServer(ReceiverServer):
         pass
 
 
-class ScriptedReceiver:
+class ScriptedReceiver(RecordingServer):
     """An HTTP server on 127.0.0.1 that records requests and responds with ``reply(request)``."""
 
     def __init__(self, reply: Callable[[dict], Reply] = echo_ok) -> None:
@@ -74,19 +75,6 @@ class ScriptedReceiver:
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def wait_for(self, count: int, timeout: float = WAIT_SECONDS) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if len(self.requests) >= count:
-                    return list(self.requests)
-            time.sleep(0.02)
-        raise AssertionError(f"receiver got {len(self.requests)} requests, expected {count}")
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class RawServer:
