@@ -136,7 +136,7 @@ class DeviceState(msgspec.Struct, gc=False):
 
     ``install_time`` and ``install`` are both set or both None. Reengagements
     are sorted by time, and reengagements with equal times keep arrival order.
-    Every field holds an immutable value that updates replace, never change in
+    Every field is an immutable value that updates replace, never change in
     place, so a shallow copy keeps the state as it was.
     """
 

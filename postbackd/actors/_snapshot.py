@@ -1,9 +1,10 @@
 """Snapshots of the actor state, so that a start replays only the tail of the log.
 
 A snapshot taken at log position ``seq`` contains exactly the state of a
-``Replayer`` after the records up to ``seq``: the configuration, the device states,
-the scheduled postbacks not yet finished, and the events whose ``Decided``
-record comes after ``seq``, each with the configuration of its own position.
+``Replayer`` after the records up to ``seq``. That is the configuration, the
+device states and the scheduled postbacks not yet finished. It also contains
+the events whose ``Decided`` record comes after ``seq``, each with the
+configuration of its own position.
 So restoring a snapshot and feeding the records after ``seq`` gives the same
 state as feeding the whole log.
 
@@ -56,7 +57,7 @@ SNAPSHOT_VERSION = 2
 
 # Devices per separately encoded chunk. A restore decodes and shares one
 # chunk before the next, so the temporary objects of decoding are freed and
-# reused chunk by chunk: decoding all devices in one piece left the heap
+# reused chunk by chunk. Decoding all devices in one piece left the heap
 # fragmented, at about twice the resident memory of a full replay.
 DEVICES_PER_CHUNK = 50_000
 

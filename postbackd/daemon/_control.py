@@ -6,7 +6,7 @@ them, so the next command reads the changed state.
 
 Error handling: a ``CommandError`` becomes an error response and changes
 nothing. An unexpected exception in a handler is logged with its traceback
-and answered with an internal error; the connection stays open. A log
+and gets an internal-error response. The connection stays open. A log
 failure propagates and stops the daemon.
 """
 

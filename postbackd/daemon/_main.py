@@ -46,7 +46,7 @@ LISTEN_BACKLOG = 1024
 
 
 class DaemonError(Exception):
-    """The daemon cannot start; the message says why and what to do."""
+    """The daemon cannot start; the message names the cause and the fix."""
 
 
 def remove_stale_socket(path: Path) -> None:

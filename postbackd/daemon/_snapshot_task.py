@@ -34,11 +34,11 @@ SETTLE_POLL = 0.005
 # Log records per object of actor state (device or pending postback) that
 # must pass before a count-based snapshot. Encoding costs time in proportion
 # to the state, so with a fixed record interval a growing state made
-# snapshots the largest share of the ingest profile; scaling the interval
+# snapshots the largest share of the ingest profile. Scaling the interval
 # with the state keeps their cost per record bounded.
 RECORDS_PER_STATE_OBJECT = 2
 
-# Longest wait for the final snapshot at a graceful stop, in seconds.
+# Maximum wait for the final snapshot at a graceful stop, in seconds.
 FINAL_SNAPSHOT_TIMEOUT = 30.0
 
 

@@ -305,7 +305,7 @@ def test_stop_acknowledges_committed_lines(daemon, receiver):
         sender = threading.Thread(target=send_all, args=(sock,))
         sender.start()
         responses = sock.recv(65536)
-        # The daemon is mid-stream: it has answered some lines and more are on their way.
+        # The daemon is mid-stream: it has sent responses for some lines and more are on their way.
         daemon.process.send_signal(signal.SIGTERM)
         try:
             while chunk := sock.recv(65536):
