@@ -13,7 +13,7 @@ import math
 import re
 import urllib.parse
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import iso3166
 import msgspec
@@ -50,7 +50,9 @@ class _NativeInput(msgspec.Struct, forbid_unknown_fields=True):
     id: str
     app: str
     device: str
-    time: str | int | float
+    # msgspec parses RFC 3339 times with an offset in C. Other strings, such
+    # as epoch seconds in quotes, fail here and go to _LenientNativeInput.
+    time: Annotated[datetime, msgspec.Meta(tz=True)] | int | float
     name: str | None = None
     country: str | None = None
     data_controlled: bool = False
@@ -59,6 +61,12 @@ class _NativeInput(msgspec.Struct, forbid_unknown_fields=True):
     user_agent: str | None = None
     attribution: _NativeAttribution | None = None
     data: dict[str, Any] = {}
+
+
+class _LenientNativeInput(_NativeInput):
+    """The native input with any string as its time, parsed by ``parse_time``."""
+
+    time: str | int | float
 
 
 class _KochavaData(msgspec.Struct):
@@ -82,6 +90,7 @@ class _KochavaInput(msgspec.Struct):
 
 
 _native_decoder = msgspec.json.Decoder(_NativeInput)
+_lenient_native_decoder = msgspec.json.Decoder(_LenientNativeInput)
 _kochava_decoder = msgspec.json.Decoder(_KochavaInput)
 
 
@@ -124,11 +133,13 @@ def _parse_rfc3339(text: str, value: str, field: str) -> float:
     return parsed.timestamp()
 
 
-def parse_time(value: str | int | float, field: str = "time") -> float:
+def parse_time(value: datetime | str | int | float, field: str = "time") -> float:
     """Parse an RFC 3339 string or epoch seconds into epoch seconds."""
     if isinstance(value, bool):
         raise InputError(f"Invalid `{field}` {value!r}: expected an RFC 3339 string or epoch seconds.")
-    if isinstance(value, (int, float)):
+    if isinstance(value, datetime):
+        seconds = value.timestamp()
+    elif isinstance(value, (int, float)):
         seconds = float(value)
     else:
         text = value.strip()
@@ -172,10 +183,16 @@ def _clamp_future(event_time: float, received: float) -> tuple[float, float | No
 
 def decode_native(line: bytes, received: float) -> Event:
     """Decode one native input line; raise InputError with the field and the fix."""
+    raw: _NativeInput
     try:
         raw = _native_decoder.decode(line)
-    except msgspec.ValidationError as exc:
-        raise _explain(exc, "Invalid input") from None
+    except msgspec.ValidationError:
+        # The lenient decoder takes any time string and reports other
+        # problems; its error messages are the ones producers see.
+        try:
+            raw = _lenient_native_decoder.decode(line)
+        except msgspec.ValidationError as exc:
+            raise _explain(exc, "Invalid input") from None
     except msgspec.DecodeError as exc:
         raise InputError(f"Invalid JSON: {exc}.") from None
 

@@ -47,6 +47,39 @@ def test_parse_time_rejects(value, message):
         parse_time(value)
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2025-12-01T12:00:00Z", 1_764_590_400.0),
+        ("2025-12-01T14:00:00.5+02:00", 1_764_590_400.5),
+        ("2025-12-01 12:00:00z", 1_764_590_400.0),
+        ("1764590400", 1_764_590_400.0),
+        (" 2025-12-01T12:00:00Z ", 1_764_590_400.0),
+        (1_764_590_400, 1_764_590_400.0),
+    ],
+)
+def test_native_time_forms(value, expected):
+    assert decode_native(native(time=value), RECEIVED).time == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("2025-12-01T12:00:00", "Invalid `time` '2025-12-01T12:00:00': the time has no UTC offset"),
+        ("soon", "Invalid `time` 'soon': expected RFC 3339"),
+        (True, r"got `bool` - at `\$\.time`"),
+    ],
+)
+def test_native_time_rejects(value, message):
+    with pytest.raises(InputError, match=message):
+        decode_native(native(time=value), RECEIVED)
+
+
+def test_native_time_error_does_not_hide_unknown_field():
+    with pytest.raises(InputError, match="Unknown field 'flavour'"):
+        decode_native(native(time="2025-12-01T12:00:00", flavour="red"), RECEIVED)
+
+
 def test_native_install_with_attribution():
     event = decode_native(native(country="de", attribution={"network": "net1", "agency": "ag"}), RECEIVED)
 
