@@ -170,6 +170,9 @@ class DeviceState(msgspec.Struct, gc=False):
 
     def owner_at(self, time: float) -> Owner:
         """Return the attribution of the latest conversion that counts at ``time``."""
+        if self.reengagements is None:
+            # Most devices have only their install: it counts at any time.
+            return UNATTRIBUTED if self.install is None else self.install.owner()
         conversions = self._conversions_at(time)
         return self._owner(conversions[-1][1]) if conversions else UNATTRIBUTED
 
@@ -184,6 +187,8 @@ class DeviceState(msgspec.Struct, gc=False):
     def _anchor_position(self, time: float) -> int | None:
         if self.install_time is None:
             return None
+        if self.reengagements is None:
+            return 0
         return self._conversions_at(time)[-1][1]
 
     def anchor_at(self, time: float) -> float | None:
@@ -193,6 +198,8 @@ class DeviceState(msgspec.Struct, gc=False):
         """
         if self.install_time is None:
             return None
+        if self.reengagements is None:
+            return self.install_time
         return self._conversions_at(time)[-1][0]
 
     def window_used(self, time: float, network: str, window: int) -> bool:

@@ -23,7 +23,6 @@ with other state types and is treated as an unknown version, like one whose
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import itertools
 import logging
@@ -206,7 +205,7 @@ class InFlightDecision:
         device = engine.device(event.app, event.device)
         # The fields of a DeviceState are immutable values that the engine
         # replaces, never changes, so a shallow copy keeps the old state.
-        self.prior = None if device is None else copy.copy(device)
+        self.prior = None if device is None else device.__copy__()
 
 
 class _Configs:

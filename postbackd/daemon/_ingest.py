@@ -157,17 +157,19 @@ class IngestServer:
     async def _write_responses(self, stream: trio.SocketStream, batches: trio.MemoryReceiveChannel[_Batch]) -> None:
         async for batch in batches:
             await batch.done.wait()
-            out = bytearray()
+            accepted = duplicate = rejected = 0
             for response in batch.responses:
-                if response.status == "accepted":
-                    self.lines_accepted += 1
-                elif response.status == "duplicate":
-                    self.lines_duplicate += 1
-                elif response.status == "rejected":
-                    self.lines_rejected += 1
-                out += _encoder.encode(response)
-                out += b"\n"
-            await stream.send_all(out)
+                status = response.status
+                if status == "accepted":
+                    accepted += 1
+                elif status == "duplicate":
+                    duplicate += 1
+                elif status == "rejected":
+                    rejected += 1
+            self.lines_accepted += accepted
+            self.lines_duplicate += duplicate
+            self.lines_rejected += rejected
+            await stream.send_all(_encoder.encode_lines(batch.responses))
 
 
 def _directive(line_number: int, text: bytes, current: InputFormat) -> tuple[Response, InputFormat]:
