@@ -33,6 +33,7 @@ from postbackd.eventlog import (
     Append,
     Attempted,
     Decided,
+    Decision,
     Event,
     EventLog,
     LogError,
@@ -328,12 +329,15 @@ class Core:
         scheduled = self._scheduled
 
         def done(seqs: list[int | None]) -> None:
+            in_flight = self.in_flight
             for append in decided:
-                self._count(append.record)
-                self.in_flight.pop(append.record.event_seq, None)
-            committed = [s for s in seqs if s is not None]
-            if committed:
-                self.reported_seq = max(self.reported_seq, committed[-1])
+                record = append.record
+                in_flight.pop(record.event_seq, None)
+                self._count_decisions(record.app, record.decisions)
+            for seq in reversed(seqs):
+                if seq is not None:
+                    self.reported_seq = max(self.reported_seq, seq)
+                    break
             for pending in scheduled:
                 self._hand_over(pending)
 
@@ -417,11 +421,14 @@ class Core:
             case Event(app=app):
                 self.events_received[app] = self.events_received.get(app, 0) + 1
             case Decided(app=app, decisions=decisions):
-                for decision in decisions:
-                    self.partner_stats(app, decision.network).count_decision(decision.outcome)
+                self._count_decisions(app, decisions)
             case Attempted(app=app, network=network, outcome=outcome):
                 self.partner_stats(app, network).count_attempt(outcome)
                 self.recent.add(app, network, record.started + record.duration, outcome, record.duration)
+
+    def _count_decisions(self, app: str, decisions: tuple[Decision, ...]) -> None:
+        for decision in decisions:
+            self.partner_stats(app, decision.network).count_decision(decision.outcome)
 
     def partner_stats(self, app: str, network: str) -> PartnerStats:
         """Return the counters of one partner, created on first use."""

@@ -70,7 +70,7 @@ _INSERT = "INSERT OR IGNORE INTO log (received, kind, dedup_key, body) VALUES (?
 # binds them all, then runs with the GIL released. Chunks are powers of two
 # so that the statement cache holds every size used; 4 * 512 parameters stay
 # below SQLite's limit of 32,766.
-_CHUNK_SIZES = (512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
+_CHUNK_SIZES = (4096, 2048, 1024, 512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
 _MULTI_INSERT = {
     size: "INSERT OR IGNORE INTO log (received, kind, dedup_key, body) VALUES "
     + ", ".join(["(?, ?, ?, ?)"] * size)
