@@ -98,10 +98,10 @@ def test_snapshot_due(new, elapsed, due):
 
 @pytest.mark.parametrize(("new", "state_size", "due"), [
     (100, 0, True),
-    (100, 50, True),
-    (100, 51, False),
-    (1_999, 1_000, False),
-    (2_000, 1_000, True),
+    (100, 25, True),
+    (100, 26, False),
+    (3_999, 1_000, False),
+    (4_000, 1_000, True),
 ])
 def test_snapshot_due_scales_with_state(new, state_size, due):
     assert snapshot_due(new, 0.0, every_records=100, every_seconds=300.0, state_size=state_size) == due
