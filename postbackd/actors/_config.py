@@ -15,6 +15,10 @@ from postbackd.eventlog import (
 )
 
 
+# Entries of the targets_of cache; past it, the cache starts again empty.
+MAX_CACHED_TARGETS = 10_000
+
+
 class ConfigState:
     """Apps, partners and postbacks as of some position in the log.
 
@@ -30,6 +34,8 @@ class ConfigState:
         self.seq = 0
         # partners_of results by app, dropped on every change; decisions ask per event.
         self._partners_by_app: dict[str, list[PartnerConfig]] = {}
+        # targets_of results by (app, postback key), dropped on every change.
+        self._targets: dict[tuple[str, str], list[tuple[PartnerConfig, PostbackConfig]]] = {}
 
     def copy(self) -> ConfigState:
         """Return an independent copy; the config structs themselves are immutable."""
@@ -59,6 +65,7 @@ class ConfigState:
                 return False
         self.seq = seq
         self._partners_by_app = {}
+        self._targets = {}
         return True
 
     def partners_of(self, app_id: str) -> list[PartnerConfig]:
@@ -68,6 +75,25 @@ class ConfigState:
             partners = sorted((p for (a, _), p in self.partners.items() if a == app_id), key=lambda p: p.network)
             self._partners_by_app[app_id] = partners
         return partners
+
+    def targets_of(self, app_id: str, event: str) -> list[tuple[PartnerConfig, PostbackConfig]]:
+        """Partners of an app that have a postback for ``event``, with that postback, sorted by network.
+
+        The list is shared: do not change it.
+        """
+        key = (app_id, event)
+        targets = self._targets.get(key)
+        if targets is None:
+            targets = []
+            for partner in self.partners_of(app_id):
+                postback = self.postbacks.get((app_id, partner.network, event))
+                if postback is not None:
+                    targets.append((partner, postback))
+            if len(self._targets) >= MAX_CACHED_TARGETS:
+                # Producers may send any number of event names; the cache stays bounded.
+                self._targets = {}
+            self._targets[key] = targets
+        return targets
 
     def postback_for(self, app_id: str, network: str, event: str) -> PostbackConfig | None:
         return self.postbacks.get((app_id, network, event))

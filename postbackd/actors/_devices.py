@@ -69,14 +69,14 @@ class DecisionEngine:
         postback_key = _postback_key(event)
         if postback_key is None:
             return ()
+        targets = config.targets_of(event.app, postback_key)
+        if not targets:
+            return ()
         device = self.device(event.app, event.device)
         country = resolved_country(event, device)
 
         decisions = []
-        for partner in config.partners_of(event.app):
-            postback = config.postback_for(event.app, partner.network, postback_key)
-            if postback is None:
-                continue
+        for partner, postback in targets:
             verdict = judge(partner, postback, event, device)
             scheduled = verdict.reason == "scheduled"
             decisions.append(

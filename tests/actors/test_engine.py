@@ -9,7 +9,8 @@ import msgspec
 import pytest
 
 from postbackd.actors import DecisionEngine, DeviceState, postback_id_for
-from postbackd.eventlog import CountryFilter, Decision, Event
+from postbackd.actors._config import MAX_CACHED_TARGETS
+from postbackd.eventlog import CountryFilter, Decision, Event, PartnerRemoved, PostbackConfigured, PostbackRemoved
 
 from .builders import APP, DAY, HOUR, T0, event, install, make_config, partner, postback, reengagement, run, session
 
@@ -305,3 +306,28 @@ def test_shallow_copy_keeps_old_state() -> None:
 
     assert msgspec.msgpack.encode(saved) == encoded
     assert saved != state
+
+
+def test_decide_follows_postback_changes_after_a_first_decision() -> None:
+    """Decisions read the postbacks through a cache; every configuration change must reach them."""
+    config = make_config([partner("netA"), partner("netB")], [postback("Purchase", "netA")])
+    engine = DecisionEngine()
+
+    assert [d.network for d in engine.decide(config, event("Purchase", T0), received=T0)] == ["netA"]
+    config.apply(10, PostbackConfigured(postback("Purchase", "netB")))
+    assert [d.network for d in engine.decide(config, event("Purchase", T0), received=T0)] == ["netA", "netB"]
+    config.apply(11, PostbackRemoved(app_id=APP, network="netA", event="Purchase"))
+    assert [d.network for d in engine.decide(config, event("Purchase", T0), received=T0)] == ["netB"]
+    config.apply(12, PartnerRemoved(app_id=APP, network="netB"))
+    assert engine.decide(config, event("Purchase", T0), received=T0) == ()
+
+
+def test_targets_cache_stays_bounded_with_many_event_names() -> None:
+    config = make_config([partner("netA")], [postback("Purchase", "netA")])
+    engine = DecisionEngine()
+
+    for number in range(MAX_CACHED_TARGETS + 5):
+        assert engine.decide(config, event(f"name-{number}", T0), received=T0) == ()
+
+    assert len(config._targets) <= MAX_CACHED_TARGETS
+    assert [d.network for d in engine.decide(config, event("Purchase", T0), received=T0)] == ["netA"]
