@@ -178,6 +178,11 @@ class DeviceState(msgspec.Struct, gc=False):
 
     def latest_owner_matching(self, time: float, accept: Callable[[Owner], bool]) -> Owner | None:
         """Return the latest conversion counting at ``time`` that ``accept`` takes, or None."""
+        if self.reengagements is None:
+            if self.install is None:
+                return None
+            owner = self.install.owner()
+            return owner if accept(owner) else None
         for _, position in reversed(self._conversions_at(time)):
             owner = self._owner(position)
             if accept(owner):
