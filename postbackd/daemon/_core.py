@@ -86,6 +86,14 @@ def attempt_dedup_key(postback_id: str, attempt: int) -> str:
     return f"attempt:{postback_id}:{attempt}"
 
 
+def _last_seq(seqs: list[int | None]) -> int | None:
+    """Return the last sequence number that is not None; commits number their records in order."""
+    for seq in reversed(seqs):
+        if seq is not None:
+            return seq
+    return None
+
+
 class PartnerStats:
     """Counters of one partner since the log began."""
 
@@ -127,7 +135,9 @@ class Core:
         self.failed = FailedIndex()
         self._nursery: trio.Nursery | None = None
         # Each item is the committed records of one submission, in sequence order.
-        self._send, self._receive = trio.open_memory_channel[list[tuple[int, float, Record]]](math.inf)
+        # Each item is the result of one commit: sequence numbers (None for a
+        # duplicate) and the appends they belong to.
+        self._send, self._receive = trio.open_memory_channel[tuple[list[int | None], list[Append]]](math.inf)
         self._backlog = 0
         # Decided records and their scheduled postbacks not yet submitted.
         self._decided: list[Append] = []
@@ -220,11 +230,11 @@ class Core:
 
     def committed(self, seqs: list[int | None], appends: list[Append]) -> None:
         """Pass freshly committed records to the decision loop, in sequence order."""
-        batch = [(seq, append.received, append.record) for seq, append in zip(seqs, appends) if seq is not None]
-        if batch:
-            self._backlog += len(batch)
-            self.reported_seq = max(self.reported_seq, batch[-1][0])
-            self._send.send_nowait(batch)
+        last = _last_seq(seqs)
+        if last is not None:
+            self._backlog += len(seqs)
+            self.reported_seq = max(self.reported_seq, last)
+            self._send.send_nowait((seqs, appends))
 
     async def append(self, appends: list[Append]) -> list[int | None]:
         """Append records, wait for the commit and hand them to the decision loop.
@@ -273,12 +283,15 @@ class Core:
             await self._processed_changed.wait()
 
     async def _decision_loop(self) -> None:
-        async for batch in self._receive:
-            for seq, received, record in batch:
-                self._handle(seq, received, record)
+        async for seqs, appends in self._receive:
+            for seq, append in zip(seqs, appends):
+                if seq is not None:
+                    self._handle(seq, append.received, append.record)
             self._flush_decisions()
-            self._backlog -= len(batch)
-            self.processed_seq = batch[-1][0]
+            self._backlog -= len(seqs)
+            last = _last_seq(seqs)
+            assert last is not None  # committed() sends only commits with a new record
+            self.processed_seq = last
             self._processed_changed.set()
             self._processed_changed = trio.Event()
 
@@ -309,7 +322,7 @@ class Core:
 
     def _decide(self, seq: int, received: float, event: Event, config: ConfigState) -> None:
         decisions = self.engine.decide(config, event, received)
-        self.in_flight[seq] = InFlightDecision(self.engine, seq, received, event, config)
+        self.in_flight[seq] = InFlightDecision.capture(self.engine, seq, received, event, config)
         self.engine.apply(event, decisions)
         record = Decided(event_seq=seq, app=event.app, event_id=event.id, decisions=decisions)
         self._decided.append(Append(record, dedup_key=decided_dedup_key(seq)))
@@ -334,10 +347,9 @@ class Core:
                 record = append.record
                 in_flight.pop(record.event_seq, None)
                 self._count_decisions(record.app, record.decisions)
-            for seq in reversed(seqs):
-                if seq is not None:
-                    self.reported_seq = max(self.reported_seq, seq)
-                    break
+            last = _last_seq(seqs)
+            if last is not None:
+                self.reported_seq = max(self.reported_seq, last)
             for pending in scheduled:
                 self._hand_over(pending)
 
