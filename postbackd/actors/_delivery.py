@@ -334,7 +334,7 @@ class DeliveryActor:
                     if self._waits_for_install(pending):
                         self._park(pending)
                         continue
-                    await self._limiter.acquire_on_behalf_of(pending)
+                    await self._limiter.acquire_on_behalf_of(pending.postback_id)
                     self.in_flight_ids.add(pending.postback_id)
                     self.idle = trio.Event()
                     nursery.start_soon(self._deliver, pending)
@@ -397,7 +397,7 @@ class DeliveryActor:
             await self._attempt(pending)
         finally:
             self.in_flight_ids.discard(pending.postback_id)
-            self._limiter.release_on_behalf_of(pending)
+            self._limiter.release_on_behalf_of(pending.postback_id)
             if not self.in_flight_ids:
                 self.idle.set()
 

@@ -17,29 +17,37 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
+import msgspec
+
 from postbackd.actors._config import ConfigState
 from postbackd.actors._devices import DecisionEngine
 from postbackd.actors._failed import FailedIndex
 from postbackd.eventlog import Attempted, Decided, Decision, Event, Record, ResendRequested
 
 
-class PendingPostback:
-    """A scheduled postback that is not yet delivered or failed."""
+class PendingPostback(msgspec.Struct, gc=False):
+    """A scheduled postback that is not yet delivered or failed.
 
-    __slots__ = ("postback_id", "event_seq", "event", "decision", "due", "attempt", "round_start", "manual")
+    The daemon may hold hundreds of thousands of these, so they are structs
+    outside the cyclic garbage collector (``gc=False``): full collections
+    do not scan them. They only refer to other such structs and to values.
+    """
 
-    def __init__(self, event_seq: int, event: Event, decision: Decision, due: float) -> None:
-        assert decision.postback_id is not None
-        self.postback_id = decision.postback_id
-        self.event_seq = event_seq
-        self.event = event
-        self.decision = decision
-        self.due = due
-        # Number of the last attempt made, 0 before the first.
-        self.attempt = 0
-        # Attempt number before the current round (a manual resend starts a new round).
-        self.round_start = 0
-        self.manual = False
+    event_seq: int
+    event: Event
+    decision: Decision
+    due: float
+    # Number of the last attempt made, 0 before the first.
+    attempt: int = 0
+    # Attempt number before the current round (a manual resend starts a new round).
+    round_start: int = 0
+    manual: bool = False
+    # Copied from the decision by __post_init__.
+    postback_id: str = ""
+
+    def __post_init__(self) -> None:
+        assert self.decision.postback_id is not None
+        self.postback_id = self.decision.postback_id
 
     @classmethod
     def for_resend(cls, record: ResendRequested, event: Event, received: float) -> PendingPostback:

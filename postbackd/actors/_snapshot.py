@@ -187,25 +187,31 @@ _state_decoder = msgspec.msgpack.Decoder(ActorState)
 # ---------------------------------------------------------------- capture
 
 
-class InFlightDecision:
+class InFlightDecision(msgspec.Struct, gc=False):
     """An event the daemon has decided and applied whose ``Decided`` record is not yet committed.
 
     ``prior`` is a copy of the device's state from before the decision, None
     when the device had no state. ``config`` is the configuration the event
-    was decided under; it must not change afterwards.
+    was decided under; it must not change afterwards. Under load tens of
+    thousands wait for their commit, so they stay outside the cyclic garbage
+    collector (``gc=False``); nothing they refer to refers back to them.
     """
 
-    __slots__ = ("seq", "received", "event", "config", "prior")
+    seq: int
+    received: float
+    event: Event
+    config: ConfigState
+    prior: DeviceState | None
 
-    def __init__(self, engine: DecisionEngine, seq: int, received: float, event: Event, config: ConfigState) -> None:
-        self.seq = seq
-        self.received = received
-        self.event = event
-        self.config = config
+    @classmethod
+    def capture(
+        cls, engine: DecisionEngine, seq: int, received: float, event: Event, config: ConfigState
+    ) -> InFlightDecision:
+        """Record an event about to be decided, with its device's state before the decision."""
         device = engine.device(event.app, event.device)
         # The fields of a DeviceState are immutable values that the engine
         # replaces, never changes, so a shallow copy keeps the old state.
-        self.prior = None if device is None else device.__copy__()
+        return cls(seq, received, event, config, None if device is None else device.__copy__())
 
 
 class _Configs:

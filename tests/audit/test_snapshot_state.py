@@ -84,7 +84,7 @@ def live_state(records, cut: int):
         log_side.feed(seq, received, record)
         match record:
             case Event():
-                in_flight[seq] = InFlightDecision(engine, seq, received, record, config)
+                in_flight[seq] = InFlightDecision.capture(engine, seq, received, record, config)
                 engine.apply(record, engine.decide(config, record, received))
             case Decided():
                 in_flight.pop(record.event_seq)
