@@ -63,19 +63,24 @@ CREATE TABLE IF NOT EXISTS snapshots (
 # can use the partial index log_config instead of scanning every record.
 CONFIG_KIND_CONDITION = "kind IN ('app', 'partner', 'partner_removed', 'postback', 'postback_removed')"
 
-_INSERT = "INSERT OR IGNORE INTO log (received, kind, dedup_key, body) VALUES (?, ?, ?, ?)"
-
-# Rows per multi-row INSERT statement. The sqlite3 module releases the GIL
-# once per statement step, and executemany steps once per row: with the trio
-# thread busy, each row then waits for the GIL. One statement of many rows
-# binds them all, then runs with the GIL released. Chunks are powers of two
-# so that the statement cache holds every size used; 4 * 512 parameters stay
-# below SQLite's limit of 32,766.
-_CHUNK_SIZES = (4096, 2048, 1024, 512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
-_MULTI_INSERT = {
-    size: "INSERT OR IGNORE INTO log (received, kind, dedup_key, body) VALUES "
-    + ", ".join(["(?, ?, ?, ?)"] * size)
-    for size in _CHUNK_SIZES
+# Rows per INSERT statement. The sqlite3 module releases the GIL around each
+# statement step and needs it back after: with the trio thread busy, each
+# such return waits for the GIL, up to the interpreter's switch interval.
+# executemany steps once per row, so the writer inserts with multi-row
+# statements instead, and a batch of up to MAX_STATEMENT_ROWS rows is one
+# statement, which SQLite runs as its own transaction: one GIL return per
+# commit. Statements exist for powers of two, so that few are prepared; a
+# batch is padded with NULL rows, which the WHERE clause leaves out.
+# 4 * 4096 parameters stay below SQLite's limit of 32,766.
+MAX_STATEMENT_ROWS = 4096
+_STATEMENTS = {
+    1 << bits: (
+        "INSERT OR IGNORE INTO log (received, kind, dedup_key, body) "
+        "SELECT column1, column2, column3, column4 FROM (VALUES "
+        + ", ".join(["(?, ?, ?, ?)"] * (1 << bits))
+        + ") WHERE column2 IS NOT NULL"
+    )
+    for bits in range(MAX_STATEMENT_ROWS.bit_length())
 }
 
 
@@ -88,7 +93,8 @@ class Append(msgspec.Struct, gc=False):
 
     ``dedup_key``, when given, is unique across the log: a second append with
     the same key is not written, and its sequence number comes back as None.
-    ``received`` defaults to now, and ``body`` is set to the encoded record.
+    ``received`` defaults to now, and ``body`` to the encoded record; a
+    given ``body`` must be ``encode_record(record)``.
     Appends wait in queues by the hundred thousand under load, so they stay
     outside the cyclic garbage collector (``gc=False``); they refer only to
     records and values.
@@ -102,7 +108,8 @@ class Append(msgspec.Struct, gc=False):
     def __post_init__(self) -> None:
         if self.received is None:
             self.received = time.time()
-        self.body = encode_record(self.record)
+        if not self.body:
+            self.body = encode_record(self.record)
 
 
 BatchCallback = Callable[[list[int | None]], None]
@@ -279,18 +286,17 @@ class EventLog:
     def _commit(self, conn: sqlite3.Connection, batch: list[tuple[list[Append], BatchCallback]]) -> None:
         results: list[list[int | None]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
             results = self._insert_all(conn, batch)
-            conn.execute("COMMIT")
         except sqlite3.Error as exc:
             # NOTE: a failed commit stops the daemon: the callers get empty
             # results and the next submit raises LogError.
             logger.error("commit to %s failed: %s", self.path, exc)
             self._failure = exc
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
             results = [[] for _ in batch]
         last = max((s for seqs in results for s in seqs if s is not None), default=None)
         if last is not None:
@@ -313,41 +319,70 @@ class EventLog:
     def _insert_all(
         self, conn: sqlite3.Connection, batch: list[tuple[list[Append], BatchCallback]]
     ) -> list[list[int | None]]:
-        """Insert a batch inside the open transaction and return its sequence numbers.
+        """Insert and commit a batch in one transaction and return its sequence numbers.
 
-        The fast path inserts the rows with a few multi-row statements. Rowids are
-        max + 1, and this thread is the only writer, so without duplicates the
-        new rows are numbered consecutively after the last one. When a dedup key
-        was already taken, the rows are inserted again one by one to find out
-        which were skipped.
+        This thread is the only writer, and each new row gets the largest
+        rowid plus one, so the inserted rows are numbered consecutively after
+        ``last_seq``, in batch order. When a dedup key was already taken, some
+        rows were skipped, and the new rows are read back to tell which.
         """
         values: list[object] = []
+        keys: list[str | None] = []
         for appends, _ in batch:
             for a in appends:
                 values += (a.received, a.record.__struct_config__.tag, a.dedup_key, a.body)
-        count = len(values) // 4
-        first = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM log").fetchone()[0]
+                keys.append(a.dedup_key)
+        count = len(keys)
         before = conn.total_changes
-        conn.execute("SAVEPOINT batch")
-        _insert_rows(conn, values)
+        if count <= MAX_STATEMENT_ROWS:
+            _insert_rows(conn, values)
+        else:
+            conn.execute("BEGIN IMMEDIATE")
+            _insert_rows(conn, values)
+            conn.execute("COMMIT")
+        first = self.last_seq + 1
         if conn.total_changes - before == count:
-            conn.execute("RELEASE batch")
-            results: list[list[int | None]] = []
-            seq = first
-            for appends, _ in batch:
-                results.append(list(range(seq, seq + len(appends))))
-                seq += len(appends)
-            return results
-        conn.execute("ROLLBACK TO batch")
-        conn.execute("RELEASE batch")
+            seqs: list[int | None] = list(range(first, first + count))
+        else:
+            seqs = _match_inserted(conn, first, keys)
         results = []
+        start = 0
         for appends, _ in batch:
-            seqs: list[int | None] = []
-            for a in appends:
-                cursor = conn.execute(_INSERT, (a.received, a.record.__struct_config__.tag, a.dedup_key, a.body))
-                seqs.append(cursor.lastrowid if cursor.rowcount == 1 else None)
-            results.append(seqs)
+            results.append(seqs[start:start + len(appends)])
+            start += len(appends)
         return results
+
+
+def _insert_rows(conn: sqlite3.Connection, values: list[object]) -> None:
+    """Insert rows given as one flat list of 4 values per row, in statements of at most MAX_STATEMENT_ROWS."""
+    width = 4 * MAX_STATEMENT_ROWS
+    for start in range(0, len(values), width):
+        chunk = values[start:start + width]
+        rows = len(chunk) // 4
+        size = 1 << (rows - 1).bit_length()
+        if size > rows:
+            chunk += (None,) * (4 * (size - rows))
+        conn.execute(_STATEMENTS[size], chunk)
+
+
+def _match_inserted(conn: sqlite3.Connection, first: int, keys: list[str | None]) -> list[int | None]:
+    """Return the sequence number of each row of a batch, None for a row skipped as a duplicate.
+
+    The inserted rows kept the batch's order, so walking the batch and the
+    rows from ``first`` on side by side pairs them up: a row whose dedup key
+    differs from the next inserted row's was skipped. A row without a key is
+    never skipped.
+    """
+    inserted = conn.execute("SELECT seq, dedup_key FROM log WHERE seq >= ? ORDER BY seq", (first,)).fetchall()
+    seqs: list[int | None] = []
+    position = 0
+    for key in keys:
+        if position < len(inserted) and inserted[position][1] == key:
+            seqs.append(inserted[position][0])
+            position += 1
+        else:
+            seqs.append(None)
+    return seqs
 
 
 def log_size(path: Path) -> int:
@@ -360,14 +395,3 @@ def log_size(path: Path) -> int:
             pass
     return total
 
-
-def _insert_rows(conn: sqlite3.Connection, values: list[object]) -> None:
-    """Insert rows given as one flat list of 4 values per row, in chunks of multi-row statements."""
-    start = 0
-    end = len(values)
-    for size in _CHUNK_SIZES:
-        width = 4 * size
-        statement = _MULTI_INSERT[size]
-        while end - start >= width:
-            conn.execute(statement, values[start:start + width])
-            start += width

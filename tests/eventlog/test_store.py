@@ -51,6 +51,51 @@ async def test_duplicate_dedup_key_is_not_written(tmp_path):
     assert [record.id for _, _, record in read_from(conn)] == ["a", "b", "c", "d"]
 
 
+@pytest.mark.parametrize("size", [1, 3, 4096, 4097, 9000])
+async def test_large_batches_keep_their_order_and_numbers(tmp_path, size):
+    """Batches go in as one or more padded multi-row statements; order and numbering must survive."""
+    ids = [f"n{number:05d}" for number in range(size)]
+    async with EventLog(log_path(tmp_path)) as log:
+        await log.append(appends("first"))
+        seqs = await log.append(appends(*ids))
+        after = await log.append(appends("last"))
+
+    assert seqs == list(range(2, size + 2))
+    assert after == [size + 2]
+    conn = connect(log_path(tmp_path), readonly=True)
+    assert [(seq, record.id) for seq, _, record in read_from(conn)] == [
+        (1, "first"), *zip(range(2, size + 2), ids), (size + 2, "last")
+    ]
+
+
+async def test_duplicates_in_a_large_batch_are_found_by_position(tmp_path):
+    async with EventLog(log_path(tmp_path)) as log:
+        await log.append(appends("a", "b"))
+        batch = [f"x{number}" for number in range(5000)]
+        batch[10] = "a"
+        batch[4999] = "x0"
+        batch.insert(3000, "b")
+        keyless = Append(event("no-key"), received=1_764_590_401.0)
+        seqs = await log.append([*appends(*batch), keyless])
+
+    expected: list[int | None] = []
+    seen = {"a", "b"}
+    seq = 3
+    for event_id in batch:
+        if event_id in seen:
+            expected.append(None)
+        else:
+            seen.add(event_id)
+            expected.append(seq)
+            seq += 1
+    expected.append(seq)
+    assert expected.count(None) == 3
+    assert seqs == expected
+    conn = connect(log_path(tmp_path), readonly=True)
+    stored = [(seq, record.id) for seq, _, record in read_from(conn, after=2)]
+    assert stored == [(s, i) for s, i in zip(expected, [*batch, "no-key"]) if s is not None]
+
+
 async def test_concurrent_submissions_share_commits(tmp_path):
     results: dict[int, list[int | None]] = {}
 
