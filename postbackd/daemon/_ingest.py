@@ -34,7 +34,7 @@ MAX_BATCHES_IN_FLIGHT = 32
 MAX_DECISION_BACKLOG = 200_000
 
 
-class Response(msgspec.Struct, omit_defaults=True):
+class Response(msgspec.Struct, omit_defaults=True, gc=False):
     line: int
     status: str
     id: str | None = None
