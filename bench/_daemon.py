@@ -24,6 +24,15 @@ APP_ID = "bench-app"
 NETWORKS = ("net1", "net2", "net3")
 
 
+def _stat_cpu_seconds(path: str) -> float:
+    """User and system time of a process or thread, from a proc(5) stat file."""
+    with open(path) as stat:
+        # The fields after the command name, which is in parentheses and may contain spaces.
+        fields = stat.read().rsplit(")", 1)[1].split()
+    # utime and stime are fields 14 and 15 of proc(5), in clock ticks.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class BenchError(RuntimeError):
     """A benchmark step failed; the message names the step and the daemon's log file."""
 
@@ -144,11 +153,12 @@ class DaemonProcess:
     def cpu_seconds(self) -> float:
         """CPU time the daemon has used so far, user and system, from /proc/PID/stat."""
         assert self.process is not None
-        with open(f"/proc/{self.process.pid}/stat") as stat:
-            # The fields after the command name, which is in parentheses and may contain spaces.
-            fields = stat.read().rsplit(")", 1)[1].split()
-        # utime and stime are fields 14 and 15 of proc(5), in clock ticks.
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return _stat_cpu_seconds(f"/proc/{self.process.pid}/stat")
+
+    def main_thread_cpu_seconds(self) -> float:
+        """CPU time of the daemon's main thread, the one that runs trio, from /proc/PID/task/PID/stat."""
+        assert self.process is not None
+        return _stat_cpu_seconds(f"/proc/{self.process.pid}/task/{self.process.pid}/stat")
 
     def stop(self) -> None:
         """Stop with SIGTERM, and kill after 30 s; the daemon can be started again."""
