@@ -87,7 +87,7 @@ def attempt_dedup_key(postback_id: str, attempt: int) -> str:
 
 
 def _last_seq(seqs: list[int | None]) -> int | None:
-    """Return the last sequence number that is not None; commits number their records in order."""
+    """Return the last sequence number that is not None, which is the largest of a commit."""
     for seq in reversed(seqs):
         if seq is not None:
             return seq
@@ -169,6 +169,9 @@ class Core:
 
         Returns the events that still need decisions.
         """
+        # The default thresholds start a collection every 700 allocations,
+        # which a replay of millions of records makes thousands of times.
+        gc.set_threshold(*GC_THRESHOLDS)
         restored = load_latest(self.reader, log_end=last_seq(self.reader))
         if restored is None:
             replayer = Replayer(fetch_event=self.fetch_event)
@@ -194,7 +197,6 @@ class Core:
         # cyclic collector's scans.
         gc.collect()
         gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
         logger.info(
             "rebuilt state from %d records: %d apps, %d partners, %d devices, %d pending postbacks, %d undecided events",
             count, len(self.config.apps), len(self.config.partners), len(self.engine.devices),
