@@ -25,7 +25,7 @@ NETWORKS = ("net1", "net2", "net3")
 
 
 def _stat_cpu_seconds(path: str) -> float:
-    """User and system time of a process or thread, from a proc(5) stat file."""
+    """Return the user and system time of a process or thread, in seconds, from a proc(5) stat file."""
     with open(path) as stat:
         # The fields after the command name, which is in parentheses and may contain spaces.
         fields = stat.read().rsplit(")", 1)[1].split()

@@ -33,6 +33,9 @@ RESPONSE_HEAD_BYTES = 1024
 # Slowest delivery rate (postbacks/s or requests/s) that a run may have; a slower run is abandoned.
 MIN_RATE = 200
 
+# Postbacks of the separate delivery run that py-spy profiles.
+PROFILED_POSTBACKS = 30_000
+
 
 def plain_client() -> httpx.AsyncClient:
     """Build an httpx client with the pool size, timeout, redirect and proxy settings of a delivery actor."""
@@ -107,19 +110,23 @@ class _DaemonRun:
         self.delivered = delivered
 
 
-def _run_daemon(work_dir: Path, receiver: MultiProcessReceiver, installs: int, py_spy: str | None,
+def _run_daemon(work_dir: Path, name: str, receiver: MultiProcessReceiver, installs: int, py_spy: str | None,
                 result: ScenarioResult) -> _DaemonRun:
-    """Send the installs to a new daemon and wait until the receiver has every postback."""
+    """Send the installs to a new daemon and wait until the receiver has every postback.
+
+    With ``py_spy``, the daemon is profiled during the run and the profile
+    is added to ``result``.
+    """
     total = installs * len(NETWORKS)
-    lines_path = work_dir / "delivery.jsonl"
+    lines_path = work_dir / f"{name}.jsonl"
     write_install_lines(lines_path, installs)
     timeout = 60 + total / MIN_RATE
     receiver.reset()
-    with DaemonProcess(work_dir, "delivery") as daemon:
+    with DaemonProcess(work_dir, name) as daemon:
         daemon.start()
         configure(daemon, receiver.url, events=("install",), method="all", delay="realtime")
         assert daemon.process is not None
-        profiler = Profiler(py_spy, daemon.process.pid, work_dir / "delivery-profile.txt") if py_spy else None
+        profiler = Profiler(py_spy, daemon.process.pid, work_dir / f"{name}.txt") if py_spy else None
         if profiler is not None:
             # py-spy needs a moment to attach before the measured run begins.
             time.sleep(1.0)
@@ -132,7 +139,9 @@ def _run_daemon(work_dir: Path, receiver: MultiProcessReceiver, installs: int, p
         )
         arrived = receiver.wait_for(total, timeout=max(1.0, started + timeout - time.monotonic()))
         if profiler is not None:
-            result.profiles.append(("daemon during the delivery run", profiler.stop()))
+            result.profiles.append((
+                f"daemon during a separate delivery run of {total:,} postbacks, with py-spy attached", profiler.stop()
+            ))
         delivered = _wait_delivered(daemon, total, started + timeout)
         cpu_per_postback = (daemon.cpu_seconds() - cpu_before) / total
 
@@ -172,7 +181,11 @@ def run_delivery(
     receiver.reset()
     plain_rate, plain_cpu = request_loop_rate(receiver.url, plain_requests, plain_client)
     transport_rate, transport_cpu = request_loop_rate(receiver.url, plain_requests, daemon_transport_client)
-    daemon = _run_daemon(work_dir, receiver, installs, py_spy, result)
+    daemon = _run_daemon(work_dir, "delivery", receiver, installs, None, result)
+    if py_spy is not None:
+        # py-spy pauses the daemon for every sample, so the profile comes from a run of its own.
+        profiled_installs = min(installs, PROFILED_POSTBACKS // len(NETWORKS))
+        _run_daemon(work_dir, "delivery-profiled", receiver, profiled_installs, py_spy, result)
     rate = daemon.rate
 
     result.figure("receiver capacity", capacity, "requests/s", client_used)
