@@ -15,7 +15,7 @@ from postbackd.eventlog import (
 )
 
 
-# Entries of the targets_of cache; past it, the cache starts again empty.
+# Maximum entries of the targets_of cache. A full cache is emptied and filled again.
 MAX_CACHED_TARGETS = 10_000
 
 
@@ -90,7 +90,7 @@ class ConfigState:
                 if postback is not None:
                     targets.append((partner, postback))
             if len(self._targets) >= MAX_CACHED_TARGETS:
-                # Producers may send any number of event names; the cache stays bounded.
+                # Producers may send any number of event names, so the cache is bounded.
                 self._targets = {}
             self._targets[key] = targets
         return targets

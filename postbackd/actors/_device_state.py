@@ -171,7 +171,7 @@ class DeviceState(msgspec.Struct, gc=False):
     def owner_at(self, time: float) -> Owner:
         """Return the attribution of the latest conversion that counts at ``time``."""
         if self.reengagements is None:
-            # Most devices have only their install: it counts at any time.
+            # Most devices have only their install, which counts at any time.
             return UNATTRIBUTED if self.install is None else self.install.owner()
         conversions = self._conversions_at(time)
         return self._owner(conversions[-1][1]) if conversions else UNATTRIBUTED

@@ -29,8 +29,9 @@ class PendingPostback(msgspec.Struct, gc=False):
     """A scheduled postback that is not yet delivered or failed.
 
     The daemon may hold hundreds of thousands of these, so they are structs
-    outside the cyclic garbage collector (``gc=False``): full collections
-    do not scan them. They only refer to other such structs and to values.
+    outside the cyclic garbage collector (``gc=False``), which full
+    collections do not scan. They refer only to other such structs and to
+    values, so they cannot be part of a reference cycle.
     """
 
     event_seq: int

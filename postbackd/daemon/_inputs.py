@@ -187,8 +187,8 @@ def decode_native(line: bytes, received: float) -> Event:
     try:
         raw = _native_decoder.decode(line)
     except msgspec.ValidationError:
-        # The lenient decoder takes any time string and reports other
-        # problems; its error messages are the ones producers see.
+        # The lenient decoder takes any time string. Its error messages for
+        # other problems are the ones producers have always seen.
         try:
             raw = _lenient_native_decoder.decode(line)
         except msgspec.ValidationError as exc:

@@ -36,7 +36,7 @@ SETTLE_POLL = 0.005
 # to the state, so with a fixed record interval a growing state made
 # snapshots the largest share of the ingest profile. Scaling the interval
 # with the state keeps their cost per record bounded. At 2 records per
-# object, snapshots still took 13 % of the ingest profile; at 4 they take
+# object, snapshots still took 13 % of the ingest profile. At 4 they take
 # half that, and a start after a crash replays at most 4 records per object.
 RECORDS_PER_STATE_OBJECT = 4
 

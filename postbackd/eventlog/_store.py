@@ -63,15 +63,14 @@ CREATE TABLE IF NOT EXISTS snapshots (
 # can use the partial index log_config instead of scanning every record.
 CONFIG_KIND_CONDITION = "kind IN ('app', 'partner', 'partner_removed', 'postback', 'postback_removed')"
 
-# Rows per INSERT statement. The sqlite3 module releases the GIL around each
-# statement step and needs it back after: with the trio thread busy, each
-# such return waits for the GIL, up to the interpreter's switch interval.
-# executemany steps once per row, so the writer inserts with multi-row
-# statements instead, and a batch of up to MAX_STATEMENT_ROWS rows is one
-# statement, which SQLite runs as its own transaction: one GIL return per
-# commit. Statements exist for powers of two, so that few are prepared; a
-# batch is padded with NULL rows, which the WHERE clause leaves out.
-# 4 * 4096 parameters stay below SQLite's limit of 32,766.
+# Maximum rows per INSERT statement. The sqlite3 module releases the GIL for
+# each statement step and takes it back after it. While the trio thread is
+# busy, taking it back waits up to the interpreter's switch interval, and
+# executemany steps once per row. So a batch of up to MAX_STATEMENT_ROWS rows
+# is one multi-row statement, which SQLite runs as its own transaction, with
+# one wait per commit. Statements exist for powers of two only, so that few
+# are prepared, and a batch is padded with NULL rows that the WHERE clause
+# leaves out. 4 * 4096 parameters stay below SQLite's limit of 32,766.
 MAX_STATEMENT_ROWS = 4096
 _STATEMENTS = {
     1 << bits: (
