@@ -70,6 +70,8 @@ def render_report(
     ]
     for result in results:
         lines += [_target_row(target) for target in result.targets]
+    if any(target.met is False for result in results for target in result.targets):
+        lines += ["", "Why a target is missed: see \"Why targets are missed\" in the notes at the end."]
     for result in results:
         lines += ["", f"## {result.title}", ""]
         lines += [f"- {text}" for text in result.setup]
