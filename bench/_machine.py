@@ -35,14 +35,20 @@ def _memory_total() -> str:
     return "unknown"
 
 
+# The benchmark page, relative to the repository.
+REPORT_PATH = "docs/benchmarks.md"
+
+
 def git_revision(repository: Path) -> str:
     """Return the short commit of ``repository``, marked when tracked files have uncommitted changes."""
     try:
         revision = subprocess.run(
             ["git", "-C", str(repository), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
+        # The page itself is tracked, and every run rewrites it.
         dirty = subprocess.run(
-            ["git", "-C", str(repository), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(repository), "status", "--porcelain", "--untracked-files=no", "--",
+             ".", f":(exclude){REPORT_PATH}"],
             capture_output=True, text=True, check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):

@@ -24,6 +24,9 @@ def format_value(value: float | None, unit: str) -> str:
 
 def _target_row(target: Target) -> str:
     goal = f"{target.comparison} {format_value(target.goal, target.unit)}"
+    if target.not_judged is not None:
+        return f"| {target.name} | {format_value(target.measured, target.unit)} | {goal} | " \
+               f"not judged: {target.not_judged} | |"
     met = {True: "yes", False: "**no**", None: "not measured"}[target.met]
     return f"| {target.name} | {format_value(target.measured, target.unit)} | {goal} | {met} | {target.shortfall()} |"
 
@@ -50,9 +53,11 @@ def render_report(
         "# Benchmarks",
         "",
         "This page is written by `make bench` (`python -m bench.run`); do not edit it by hand. Every figure in "
-        "the tables was measured in the one run described here, so the ratios compare parts measured minutes "
-        "apart on the same machine. The notes at the end come from `bench/notes.md` and name the runs their "
-        "own figures come from.",
+        "the tables of the scenarios was measured in the one run described here, so the ratios compare parts "
+        "measured minutes apart on the same machine. The profiles come from separate, shorter runs of the same "
+        "invocation, because the profiler slows the daemon down. Targets are judged only at the full sizes. "
+        "The notes at the end come from `bench/notes.md`, were written on the machine they describe, and name "
+        "the runs their own figures and tables come from.",
         "",
         "## Run",
         "",
@@ -70,13 +75,16 @@ def render_report(
     ]
     for result in results:
         lines += [_target_row(target) for target in result.targets]
-    if any(target.met is False for result in results for target in result.targets):
+    if any(target.met is False and target.not_judged is None for result in results for target in result.targets):
         lines += ["", "Why a target is missed: see \"Why targets are missed\" in the notes at the end."]
     for result in results:
         lines += ["", f"## {result.title}", ""]
         lines += [f"- {text}" for text in result.setup]
-        lines.append(f"- time for this scenario: {result.seconds:.0f} s; load average (1/5/15 min) at its start "
-                     f"and end: {result.load}")
+        if result.seconds is None:
+            lines.append("- measured in the same run as the scenario above")
+        else:
+            lines.append(f"- time for this scenario: {result.seconds:.0f} s; load average (1/5/15 min) at its "
+                         f"start and end: {result.load}")
         if result.error is not None:
             lines += ["", f"The scenario failed: {result.error}"]
         if result.figures:

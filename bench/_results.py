@@ -26,7 +26,7 @@ class Target:
     ``measured`` None means the value could not be measured in this run.
     """
 
-    __slots__ = ("name", "measured", "comparison", "goal", "unit")
+    __slots__ = ("name", "measured", "comparison", "goal", "unit", "not_judged")
 
     def __init__(self, name: str, measured: float | None, comparison: str, goal: float, unit: str) -> None:
         if comparison not in _COMPARISONS:
@@ -36,6 +36,8 @@ class Target:
         self.comparison = comparison
         self.goal = goal
         self.unit = unit
+        # Why the target is not judged in this run, None when it is.
+        self.not_judged: str | None = None
 
     @property
     def met(self) -> bool | None:
@@ -65,7 +67,8 @@ class ScenarioResult:
         self.profiles: list[tuple[str, str]] = []
         # Values that later scenarios use, such as the maximum delivery rate.
         self.values: dict[str, float] = {}
-        self.seconds = 0.0
+        # Seconds the scenario took; None for the second result of a scenario that gives two.
+        self.seconds: float | None = 0.0
         # Load averages at the start and the end of the scenario, as text.
         self.load = "unknown"
         self.error: str | None = None

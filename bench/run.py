@@ -12,6 +12,7 @@ import argparse
 import datetime
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -23,7 +24,7 @@ from bench._delivery import run_delivery
 from bench._ingest import run_ingest
 from bench._latency import run_latency
 from bench._logbuild import CONFIG_RECORDS
-from bench._machine import describe_machine, git_revision, load_average
+from bench._machine import REPORT_PATH, describe_machine, git_revision, load_average
 from bench._profile import find_py_spy
 from bench._receiver import MultiProcessReceiver
 from bench._report import render_report, write_report
@@ -31,7 +32,7 @@ from bench._restart import run_restart
 from bench._results import ScenarioResult
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-DEFAULT_OUTPUT = REPOSITORY / "docs" / "benchmarks.md"
+DEFAULT_OUTPUT = REPOSITORY / REPORT_PATH
 NOTES = Path(__file__).resolve().parent / "notes.md"
 
 SCENARIOS = ("ingest", "delivery", "latency", "restart", "memory")
@@ -155,11 +156,31 @@ def _run_scenario(results: list[ScenarioResult], key: str, title: str,
         failed = ScenarioResult(key, title)
         failed.error = f"{type(exc).__name__}: {exc}"
         produced = [failed]
-    for result in produced:
-        result.seconds = time.monotonic() - started
+    for number, result in enumerate(produced):
+        # Results of one scenario share its time, which is shown once.
+        result.seconds = time.monotonic() - started if number == 0 else None
         result.load = f"{load_before} and {load_average()}"
         results.append(result)
     print(f"bench: {title} done in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+
+
+# The sizes each scenario's targets depend on. A target is judged only when
+# these are at least the full sizes, because the targets are set for those
+# sizes: a smaller log replays faster, and fewer events leave less state.
+SCENARIO_SIZES = {
+    "ingest": ("events",),
+    "delivery": ("postbacks",),
+    "latency": ("latency_seconds",),
+    "restart": ("restart_records", "devices"),
+    "memory": ("restart_records", "devices"),
+}
+
+
+def smaller_sizes(key: str, sizes: dict[str, float]) -> list[str]:
+    """Return the options of scenario ``key`` that are below their full size."""
+    return [
+        "--" + name.replace("_", "-") for name in SCENARIO_SIZES.get(key, ()) if sizes[name] < FULL_SIZES[name]
+    ]
 
 
 def check_options(args: argparse.Namespace, sizes: dict[str, float]) -> str | None:
@@ -223,6 +244,11 @@ def run(args: argparse.Namespace, sizes: dict[str, float], argv: list[str]) -> i
         if args.work_dir is None:
             shutil.rmtree(work_dir, ignore_errors=True)
 
+    for result in results:
+        smaller = smaller_sizes(result.key, sizes)
+        if smaller:
+            for target in result.targets:
+                target.not_judged = f"{', '.join(smaller)} below the full size"
     text = render_report(
         command=shlex.join(["python", "-m", "bench.run", *argv]),
         date=date,
@@ -248,4 +274,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # SIGTERM (from timeout or kill) exits like Ctrl-C does, so that the
+    # daemons are stopped and the temporary work directory is removed.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     sys.exit(main())
