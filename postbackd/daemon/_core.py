@@ -134,9 +134,8 @@ class Core:
         self.actors: dict[tuple[str, str], DeliveryActor] = {}
         self.failed = FailedIndex()
         self._nursery: trio.Nursery | None = None
-        # Each item is the committed records of one submission, in sequence order.
-        # Each item is the result of one commit: sequence numbers (None for a
-        # duplicate) and the appends they belong to.
+        # Each item is the result of one submission's commit, in sequence
+        # order: sequence numbers (None for a duplicate) and their appends.
         self._send, self._receive = trio.open_memory_channel[tuple[list[int | None], list[Append]]](math.inf)
         self._backlog = 0
         # Decided records and their scheduled postbacks not yet submitted.
@@ -276,7 +275,7 @@ class Core:
         self.log.submit(appends, done)
 
     def decision_backlog(self) -> int:
-        """Committed records that wait for the decision loop."""
+        """Return the appends of commits that wait for the decision loop, duplicates included."""
         return self._backlog
 
     async def wait_processed(self, seq: int) -> None:

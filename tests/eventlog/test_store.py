@@ -52,7 +52,7 @@ async def test_duplicate_dedup_key_is_not_written(tmp_path):
 
 
 @pytest.mark.parametrize("size", [1, 3, 4096, 4097, 9000])
-async def test_large_batches_keep_their_order_and_numbers(tmp_path, size):
+async def test_large_batch_order_and_numbers(tmp_path, size):
     """Batches go in as one or more padded multi-row statements; order and numbering must survive."""
     ids = [f"n{number:05d}" for number in range(size)]
     async with EventLog(log_path(tmp_path)) as log:
@@ -68,7 +68,7 @@ async def test_large_batches_keep_their_order_and_numbers(tmp_path, size):
     ]
 
 
-async def test_duplicates_in_a_large_batch_are_found_by_position(tmp_path):
+async def test_large_batch_duplicates_found(tmp_path):
     async with EventLog(log_path(tmp_path)) as log:
         await log.append(appends("a", "b"))
         batch = [f"x{number}" for number in range(5000)]
